@@ -133,22 +133,30 @@ class AtroposClient:
         The API answers `{"status": "error", "batch": []}` when it has no trainer registered, which happens after it
         restarted; we register again at the current step and report "no batch yet".
         """
-        reply = self._request("GET", "/batch")
-        if not isinstance(reply, dict) or "batch" not in reply:
-            raise AtroposAPIError(f"GET {self.url}/batch returned an unexpected body: {str(reply)[:300]}")
+        reply = self._get_batch_reply()
         if reply.get("status") == "error":
             if self.registration is None:
                 raise AtroposAPIError(f"{self.url} says the trainer is not registered; call register() first")
-            logger.warning("Atropos API at %s lost our registration (restarted?); re-registering at step %d",
-                           self.url, self.step)
+            logger.warning(
+                "Atropos API at %s lost our registration (restarted?); re-registering at step %d", self.url, self.step
+            )
             self._register()
-            return None
+            # The first /batch after /register is what releases environments waiting in /register-env.
+            reply = self._get_batch_reply()
+            if reply.get("status") == "error":
+                raise AtroposAPIError(f"{self.url} still reports the trainer unregistered after re-registering")
         batch = reply["batch"]
         if batch is None:
             return None
         if not isinstance(batch, list):
             raise AtroposAPIError(f"GET {self.url}/batch returned a batch that is not a list: {type(batch).__name__}")
         return batch
+
+    def _get_batch_reply(self) -> dict[str, Any]:
+        reply = self._request("GET", "/batch")
+        if not isinstance(reply, dict) or "batch" not in reply:
+            raise AtroposAPIError(f"GET {self.url}/batch returned an unexpected body: {str(reply)[:300]}")
+        return reply
 
     def poll_batch(
         self,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -85,10 +86,17 @@ def _round_up(n: int, multiple: int, cap: int) -> int:
     return min(max(multiple, -(-n // multiple) * multiple), cap) if n > 0 else min(multiple, cap)
 
 
-def _flat(rows: Sequence[Sequence[Any]], dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Flatten a list of lists into one array plus the row lengths (raises on non-sequence rows)."""
+def _flat_ints(rows: Sequence[Sequence[Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Flatten int rows; `array('q')` raises TypeError on floats/strings, so non-integers never slip through."""
     lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-    flat = np.array(list(chain.from_iterable(rows)), dtype=dtype) if lengths.sum() else np.zeros(0, dtype=dtype)
+    flat = np.frombuffer(array("q", list(chain.from_iterable(rows))), dtype=np.int64)
+    return flat, lengths
+
+
+def _flat_floats(rows: Sequence[Sequence[Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Flatten float rows into float32 (None becomes NaN and is caught by the finiteness checks)."""
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    flat = np.fromiter(chain.from_iterable(rows), dtype=np.float32, count=int(lengths.sum()))
     return flat, lengths
 
 
@@ -115,18 +123,17 @@ def _validate(index: int, group: Any, max_prompt: int, max_response: int) -> _Gr
     if scores is None or len(scores) != n:
         return Reason.SCORES_COUNT
     try:
-        raw_tokens, lengths = _flat(tokens, None)
-        flat_masks, mask_lengths = _flat(masks, None)
-    except TypeError:
-        return Reason.NOT_A_GROUP
+        flat_tokens, lengths = _flat_ints(tokens)
+    except (TypeError, OverflowError):
+        return Reason.BAD_TOKEN
+    try:
+        flat_masks, mask_lengths = _flat_ints(masks)
+    except (TypeError, OverflowError):
+        return Reason.MASK_NOT_TOKEN
     if not np.array_equal(lengths, mask_lengths):
         return Reason.MASK_LENGTH
-    if raw_tokens.dtype.kind not in "iu" or (raw_tokens.size and raw_tokens.min() < 0):
+    if flat_tokens.size and flat_tokens.min() < 0:
         return Reason.BAD_TOKEN
-    if flat_masks.dtype.kind not in "iu":
-        return Reason.MASK_NOT_TOKEN
-    flat_tokens = raw_tokens.astype(np.int64, copy=False)
-    flat_masks = flat_masks.astype(np.int64, copy=False)
 
     try:
         score_arr = np.asarray(scores, dtype=np.float64)
@@ -158,7 +165,7 @@ def _validate(index: int, group: Any, max_prompt: int, max_response: int) -> _Gr
         if len(lp_rows) != n:
             return Reason.LOGPROBS_COUNT
         try:
-            logprobs, lp_lengths = _flat(lp_rows, np.float32)
+            logprobs, lp_lengths = _flat_floats(lp_rows)
         except (TypeError, ValueError):
             return Reason.LOGPROB_NOT_FINITE
         if not np.array_equal(lp_lengths, lengths):
@@ -172,7 +179,7 @@ def _validate(index: int, group: Any, max_prompt: int, max_response: int) -> _Gr
         if len(adv_rows) != n:
             return Reason.ADVANTAGES_COUNT
         try:
-            advantages, adv_lengths = _flat(adv_rows, np.float32)
+            advantages, adv_lengths = _flat_floats(adv_rows)
         except (TypeError, ValueError):
             return Reason.ADVANTAGE_NOT_FINITE
         if not np.array_equal(adv_lengths, lengths):
@@ -289,7 +296,9 @@ def groups_to_dataproto(
 
     sizes = [g.lengths.size for g in valid]
     has_env_adv = np.repeat([g.advantages is not None for g in valid], sizes)
-    flat_adv = np.concatenate([g.advantages if g.advantages is not None else np.zeros(g.tokens.size, np.float32) for g in valid])
+    flat_adv = np.concatenate(
+        [g.advantages if g.advantages is not None else np.zeros(g.tokens.size, np.float32) for g in valid]
+    )
     env_adv = np.where(response_mask & has_env_adv[:, None], flat_adv[r_src], 0.0).astype(np.float32)
 
     tensors: dict[str, torch.Tensor] = {

@@ -1,0 +1,106 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Child processes we own: started in their own process group, stopped by that group, never by name."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import psutil
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that is free right now on `host` (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def start_process(
+    argv: Sequence[str],
+    *,
+    log_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen:
+    """Start `argv` as the leader of a new process group, stdout+stderr appended to `log_path` (or discarded)."""
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
+    try:
+        return subprocess.Popen(
+            list(argv),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    finally:
+        if log_path:
+            out.close()
+
+
+def stop_process_group(proc: subprocess.Popen | int, *, grace: float = 10.0) -> None:
+    """SIGTERM the process group of `proc` (and any descendants that left it), wait `grace` s, then SIGKILL."""
+    pid = proc if isinstance(proc, int) else proc.pid
+    try:
+        descendants = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        pgid = None
+    if pgid is not None:
+        _signal_group(pgid, signal.SIGTERM)
+    for child in descendants:
+        _signal_proc(child, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    procs = [p for p in [_proc(pid), *descendants] if p is not None]
+    _, alive = psutil.wait_procs(procs, timeout=max(0.0, deadline - time.monotonic()))
+    if pgid is not None and alive:
+        _signal_group(pgid, signal.SIGKILL)
+    for p in alive:
+        _signal_proc(p, signal.SIGKILL)
+    psutil.wait_procs(alive, timeout=5)
+    if not isinstance(proc, int):
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _proc(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return None
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _signal_proc(p: psutil.Process, sig: int) -> None:
+    try:
+        p.send_signal(sig)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        pass
