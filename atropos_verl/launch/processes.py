@@ -85,6 +85,31 @@ def stop_process_group(proc: subprocess.Popen | int, *, grace: float = 10.0) -> 
             pass
 
 
+def session_members(sid: int) -> list[psutil.Process]:
+    """Every live process in session `sid`: what a child started with `start_new_session` left behind, including
+    daemons that changed their process group (Ray's raylet/GCS call setpgrp) or were re-parented to init."""
+    members = []
+    for p in psutil.process_iter():
+        try:
+            if os.getsid(p.pid) == sid and p.pid != os.getpid():
+                members.append(p)
+        except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
+            continue
+    return members
+
+
+def stop_session(sid: int, *, grace: float = 10.0) -> list[int]:
+    """SIGTERM every process of session `sid`, SIGKILL what is left after `grace` s; returns the pids signalled."""
+    members = session_members(sid)
+    for p in members:
+        _signal_proc(p, signal.SIGTERM)
+    _, alive = psutil.wait_procs(members, timeout=grace)
+    for p in alive:
+        _signal_proc(p, signal.SIGKILL)
+    psutil.wait_procs(alive, timeout=5)
+    return [p.pid for p in members]
+
+
 def _proc(pid: int) -> psutil.Process | None:
     try:
         return psutil.Process(pid)

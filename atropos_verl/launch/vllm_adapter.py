@@ -1,0 +1,195 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Let Atropos' `server_type: vllm` token path run against a stock vLLM OpenAI server, inside the env process.
+
+atroposlib's `VLLMServer` sends `ManagedServer` traffic (`tokens_and_logprobs_completion`) and `get_logprobs` to a
+custom `POST /generate` route. verl's vLLM servers serve vLLM's standard OpenAI app, which has no such route. The
+subclass here sends the same requests to `POST /v1/completions` with the prompt as token ids and
+`return_token_ids: true`, and returns exactly the shapes the `/generate` parser produced, so every caller
+(ManagedServer, envs) is unchanged. Chat/completion calls and the `GET /health` check are inherited untouched.
+
+vLLM aborts in-flight requests around weight syncs and answers them with HTTP 200 and `finish_reason: "abort"` and a
+truncated output. Those are retried here (bounded, with backoff) and never handed to the env to be scored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+from atroposlib.envs.server_handling.vllm_server import VLLMServer
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AbortedGenerationError", "VerlVLLMServer", "install", "is_installed"]
+
+
+class AbortedGenerationError(RuntimeError):
+    """The server kept aborting a request (e.g. a weight sync that did not end) past the retry budget."""
+
+
+class VerlVLLMServer(VLLMServer):
+    """`VLLMServer` whose token-level calls use vLLM's OpenAI `/v1/completions` instead of a custom `/generate`."""
+
+    #: How many times a request whose reply contains an aborted choice is sent again before giving up.
+    abort_max_retries: int = 20
+    #: Backoff before retry k (0-based) is min(abort_backoff_s * 2**k, abort_backoff_max_s).
+    abort_backoff_s: float = 0.25
+    abort_backoff_max_s: float = 5.0
+
+    def __init__(self, config, reasoning_config=None):
+        super().__init__(config, reasoning_config=reasoning_config)
+        #: Aborted replies seen (and retried) so far; exposed for metrics and tests.
+        self.aborts_retried = 0
+
+    @property
+    def root_url(self) -> str:
+        """Server root without the OpenAI `/v1` suffix."""
+        base = self.config.base_url.rstrip("/")
+        return base[: -len("/v1")] if base.endswith("/v1") else base
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
+
+    def _prompt_token_ids(self, kwargs: dict[str, Any], *, strip_double_bos: bool) -> list[int]:
+        """Pop the prompt from `kwargs` as token ids: `input_ids` as given (ManagedServer), else the tokenized text."""
+        if "input_ids" in kwargs:
+            kwargs.pop("prompt", None)
+            return list(kwargs.pop("input_ids"))
+        ids = list(self.tokenizer.encode(kwargs.pop("prompt")))
+        # Same guard as the base class: a chat template that inserts BOS plus the tokenizer's own BOS.
+        bos = self.tokenizer.bos_token_id
+        if strip_double_bos and bos is not None and len(ids) >= 2 and ids[0] == bos == ids[1]:
+            ids = ids[1:]
+        return ids
+
+    @staticmethod
+    def _sampling_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Everything left is passed through as request fields, with the aliases Atropos callers use normalized."""
+        kwargs = dict(kwargs)
+        for alias in ("max_new_tokens", "max_completion_tokens"):
+            if alias in kwargs:
+                kwargs["max_tokens"] = kwargs.pop(alias)
+        kwargs.pop("model", None)
+        kwargs.pop("stream", None)
+        # openai-SDK style callers put vLLM-specific fields in `extra_body`; the SDK would merge them into the body.
+        extra_body = kwargs.pop("extra_body", None) or {}
+        kwargs.update(extra_body)
+        return kwargs
+
+    async def _post_completions(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """POST `/v1/completions`, resending while any choice comes back aborted; returns choices ordered by index."""
+        attempt = 0
+        while True:
+            async with aiohttp.ClientSession() as session:
+                async with session.post(
+                    f"{self.root_url}/v1/completions",
+                    json=body,
+                    headers=self._headers(),
+                    timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+                ) as response:
+                    if response.status >= 400:
+                        text = await response.text()
+                        raise aiohttp.ClientResponseError(
+                            response.request_info,
+                            response.history,
+                            status=response.status,
+                            message=f"/v1/completions: {text[:500]}",
+                        )
+                    result = await response.json()
+            choices = sorted(result["choices"], key=lambda c: c["index"])
+            reasons = [c.get("finish_reason") for c in choices]
+            if "error" in reasons:
+                raise RuntimeError(f"vLLM reported finish_reason 'error' for a completion: {reasons}")
+            if "abort" not in reasons:
+                return choices
+            if attempt >= self.abort_max_retries:
+                raise AbortedGenerationError(
+                    f"completion aborted {attempt + 1} times in a row (finish_reasons={reasons}); giving up"
+                )
+            self.aborts_retried += 1
+            delay = min(self.abort_backoff_s * 2**attempt, self.abort_backoff_max_s)
+            logger.info("vLLM aborted a completion (attempt %d); retrying in %.2fs", attempt + 1, delay)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _tokens_and_logprobs_completion_wrapper(self, **kwargs) -> tuple[list, list, list, list]:
+        """(prompt_tokens, output ids per choice, output logprobs per choice, finish_reasons), as `/generate` gave."""
+        assert kwargs.get("model") is not None, "Model is required for completion!"
+        assert kwargs.get("prompt") is not None or kwargs.get("input_ids") is not None, (
+            "Prompt or input_ids is required for completion!"
+        )
+        prompt_tokens = self._prompt_token_ids(kwargs, strip_double_bos=True)
+        sampling = self._sampling_kwargs(kwargs)
+        # `logprobs` is a top-k count on this endpoint; the sampled token's logprob is always included.
+        if sampling.get("logprobs") is None or isinstance(sampling.get("logprobs"), bool):
+            sampling["logprobs"] = 0
+        body = {**sampling, "model": self.config.model_name, "prompt": prompt_tokens, "return_token_ids": True}
+        choices = await self._post_completions(body)
+
+        output_tokens, output_logprobs, finish_reasons = [], [], []
+        for choice in choices:
+            token_ids = [int(t) for t in choice["token_ids"]]
+            logprobs = [float(lp) for lp in choice["logprobs"]["token_logprobs"]]
+            if len(logprobs) != len(token_ids):
+                raise ValueError(f"vLLM returned {len(token_ids)} token ids but {len(logprobs)} logprobs")
+            output_tokens.append(token_ids)
+            output_logprobs.append(logprobs)
+            finish_reasons.append(choice["finish_reason"])
+        return prompt_tokens, output_tokens, output_logprobs, finish_reasons
+
+    async def _get_logprobs_wrapper(self, **kwargs) -> dict[str, Any]:
+        """Prompt logprobs (top-k per position, ranked) through `prompt_logprobs` on `/v1/completions`.
+
+        Position 0 has no logprob (nothing precedes it) and yields empty lists, as the `/generate` parser did for it.
+        The prompt's own token is included at every position even when it is outside the top-k (vLLM's behaviour).
+        """
+        assert kwargs.get("prompt") is not None or kwargs.get("input_ids") is not None, (
+            "Prompt or input_ids is required for get_logprobs!"
+        )
+        top_k = max(1, int(kwargs.pop("top_k", kwargs.pop("top_logprobs", 1))))
+        # Only text prompts get the double-BOS guard; explicit ids are scored exactly as given (as in the base class).
+        prompt_tokens = self._prompt_token_ids(kwargs, strip_double_bos="input_ids" not in kwargs)
+        body = {"max_tokens": 1, **self._sampling_kwargs(kwargs)}
+        body.update(
+            model=self.config.model_name,
+            prompt=prompt_tokens,
+            prompt_logprobs=top_k,
+            return_token_ids=True,
+            n=1,
+            temperature=0.0,
+            top_p=1.0,
+        )
+        choices = await self._post_completions(body)
+        raw = choices[0].get("prompt_logprobs")
+        if raw is None:
+            raise ValueError("vLLM /v1/completions response is missing 'prompt_logprobs'")
+        if len(raw) != len(prompt_tokens):
+            raise ValueError(f"prompt_logprobs has {len(raw)} positions for a {len(prompt_tokens)}-token prompt")
+
+        topk_ids: list[list[int]] = []
+        topk_lps: list[list[float]] = []
+        for entry in raw:
+            ranked = sorted((entry or {}).items(), key=lambda kv: kv[1].get("rank") or 0)
+            topk_ids.append([int(tid) for tid, _ in ranked])
+            topk_lps.append([float(info["logprob"]) for _, info in ranked])
+        return {"prompt_tokens": prompt_tokens, "prompt_topk_token_ids": topk_ids, "prompt_topk_logprobs": topk_lps}
+
+
+def install() -> None:
+    """Make `ServerManager` build `VerlVLLMServer` for `server_type: vllm`.
+
+    `ServerManager.__init__` picks the class through its module-global name `VLLMServer`, so rebinding that name is
+    enough and leaves atroposlib's own class intact. Call before the env is constructed (i.e. before `cli()`).
+    """
+    from atroposlib.envs.server_handling import server_manager
+
+    server_manager.VLLMServer = VerlVLLMServer
+
+
+def is_installed() -> bool:
+    from atroposlib.envs.server_handling import server_manager
+
+    return server_manager.VLLMServer is VerlVLLMServer
