@@ -57,6 +57,15 @@ class Reason:
     RESPONSE_TOO_LONG = "response_too_long"
 
 
+class AllGroupsRejected(ValueError):
+    """No group of a batch survived validation; `rejected` holds one (group_index, reason) per group."""
+
+    def __init__(self, rejected: list[tuple[int, str]]):
+        self.rejected = rejected
+        detail = "; ".join(f"group {i}: {r}" for i, r in rejected) or "no groups given"
+        super().__init__(f"every Atropos group was rejected ({detail})")
+
+
 @dataclass
 class ConversionResult:
     """What `groups_to_dataproto` returns: the batch and one (group_index, reason) per rejected group."""
@@ -244,7 +253,7 @@ def groups_to_dataproto(
     Tensors: input_ids, attention_mask, position_ids, prompts, responses, response_mask, token_level_scores,
     temperature, zero_advantage, has_env_advantages, env_advantages, and rollout_log_probs when every sequence of
     the batch carries inference_logprobs. Non-tensors: uid (one per group, unique across batches) and env_id.
-    Raises ValueError (listing every reason) when no group survives validation.
+    Raises AllGroupsRejected (a ValueError listing every reason) when no group survives validation.
     """
     rejected: list[tuple[int, str]] = []
     valid: list[_Group] = []
@@ -255,8 +264,7 @@ def groups_to_dataproto(
         else:
             valid.append(checked)
     if not valid:
-        detail = "; ".join(f"group {i}: {r}" for i, r in rejected) or "no groups given"
-        raise ValueError(f"every Atropos group was rejected ({detail})")
+        raise AllGroupsRejected(rejected)
 
     tokens = np.concatenate([g.tokens for g in valid])
     masks = np.concatenate([g.masks for g in valid])

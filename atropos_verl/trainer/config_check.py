@@ -1,0 +1,106 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Consistency checks of a composed trainer config, run before any Ray actor starts.
+
+verl's own `validate_config` covers the batch arithmetic of its workers; it raises bare assertions deep inside the
+launch. The checks here add what an Atropos run needs on top (GRPO groups arriving from outside, a step budget instead
+of epochs, bounded waits) and report every problem at once, each naming the key to change.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+GROUP_ESTIMATORS = ("grpo", "grpo_passk", "grpo_vectorized", "rloo", "rloo_vectorized", "opo", "gpg")
+ROLLOUT_BACKENDS = ("vllm", "sglang")
+
+
+class ConfigError(ValueError):
+    """The config cannot train; the message lists every problem found."""
+
+
+def _get(config: DictConfig, key: str, default=None):
+    value = OmegaConf.select(config, key, default=default)
+    return default if value is None else value
+
+
+def atropos_problems(config: DictConfig) -> list[str]:
+    """Problems specific to training on Atropos groups; empty when the config is usable."""
+    problems: list[str] = []
+    arr = "actor_rollout_ref"
+    n = int(_get(config, f"{arr}.rollout.n", 1))
+    prompts = int(_get(config, "data.train_batch_size", 0))
+    mini = int(_get(config, f"{arr}.actor.ppo_mini_batch_size", 0))
+    n_gpus = int(_get(config, "trainer.n_gpus_per_node", 1)) * int(_get(config, "trainer.nnodes", 1))
+
+    estimator = str(_get(config, "algorithm.adv_estimator", ""))
+    if estimator not in GROUP_ESTIMATORS:
+        problems.append(
+            f"algorithm.adv_estimator={estimator!r}: Atropos groups carry no values for a critic; use one of "
+            f"{', '.join(GROUP_ESTIMATORS)} (grpo is the default)"
+        )
+    if n < 2:
+        problems.append(
+            f"actor_rollout_ref.rollout.n={n}: it is the Atropos group size (env --env.group_size), and a group "
+            f"advantage needs at least 2 sequences per group"
+        )
+    if prompts <= 0:
+        problems.append(f"data.train_batch_size={prompts}: must be the number of groups per step (> 0)")
+    elif mini <= 0 or prompts % mini:
+        problems.append(
+            f"data.train_batch_size={prompts} is not a multiple of actor_rollout_ref.actor.ppo_mini_batch_size={mini}"
+        )
+    if prompts > 0 and n_gpus > 0 and (prompts * n) % n_gpus:
+        problems.append(
+            f"a step has data.train_batch_size x rollout.n = {prompts * n} sequences, not divisible by the "
+            f"{n_gpus} data-parallel ranks (trainer.n_gpus_per_node x trainer.nnodes)"
+        )
+    if _get(config, "trainer.use_v1", False):
+        problems.append(
+            "trainer.use_v1=true: the Atropos trainer extends verl's RayPPOTrainer; set trainer.use_v1=false"
+        )
+    if not _get(config, f"{arr}.hybrid_engine", True):
+        problems.append(f"{arr}.hybrid_engine=false: RayPPOTrainer supports only the hybrid engine")
+    backend = str(_get(config, f"{arr}.rollout.name", ""))
+    if backend not in ROLLOUT_BACKENDS:
+        problems.append(
+            f"{arr}.rollout.name={backend!r}: environments need an HTTP server; use one of {ROLLOUT_BACKENDS}"
+        )
+    steps = _get(config, "trainer.total_training_steps")
+    if steps is None or int(steps) <= 0:
+        problems.append("trainer.total_training_steps must be a positive number of steps (there are no epochs)")
+    if _get(config, "trainer.critic_warmup", 0):
+        problems.append("trainer.critic_warmup must be 0: there is no critic")
+    if _get(config, "trainer.test_freq", -1) > 0 or _get(config, "trainer.val_before_train", False):
+        problems.append(
+            "trainer.test_freq>0 / trainer.val_before_train=true: validation runs in the environments "
+            "(their steps_per_eval); set trainer.test_freq=-1 trainer.val_before_train=false"
+        )
+    if not _get(config, "atropos.api_url"):
+        problems.append("atropos.api_url is empty: set it to the trajectory API, e.g. http://127.0.0.1:8000")
+    for key in ("poll_timeout", "drain_timeout", "sync_timeout"):
+        value = _get(config, f"atropos.{key}")
+        if value is None or float(value) <= 0:
+            problems.append(f"atropos.{key}={value}: must be a positive number of seconds")
+    if _get(config, "atropos.on_drain_timeout") not in ("abort", "fail"):
+        problems.append("atropos.on_drain_timeout must be 'abort' or 'fail'")
+    if _get(config, "algorithm.rollout_correction.bypass_mode", False):
+        problems.append(
+            "algorithm.rollout_correction.bypass_mode=true is not supported: the trainer recomputes old log-probs "
+            "and corrects against the envs' inference_logprobs (decoupled mode)"
+        )
+    return problems
+
+
+def check_config(config: DictConfig, *, use_reference_policy: bool, use_critic: bool = False) -> None:
+    """Run the Atropos checks, then verl's own `validate_config`; raise ConfigError listing what is wrong."""
+    problems = atropos_problems(config)
+    if not problems:
+        from verl.utils.config import validate_config
+
+        try:
+            validate_config(config=config, use_reference_policy=use_reference_policy, use_critic=use_critic)
+        except (AssertionError, ValueError) as exc:
+            problems.append(f"verl.utils.config.validate_config: {exc}")
+    if problems:
+        raise ConfigError("invalid trainer config:\n  - " + "\n  - ".join(problems))

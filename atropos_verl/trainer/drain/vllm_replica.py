@@ -1,0 +1,50 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""verl's vLLM replica with a drained pause and a sleep that keeps queued requests.
+
+Two changes to `vLLMHttpServer`, both through its own hook points, everything else inherited:
+- `drain_generation(timeout)`: see `engines.drain_vllm`.
+- `_sleep_hybrid`: vLLM's `sleep()` pauses the scheduler first, by default with `mode="abort"`, which also aborts
+  requests merely *queued* during the drain (`vllm/v1/engine/core.py` sleep -> pause_scheduler ->
+  `finish_requests(None, FINISHED_ABORTED)`). With `mode="keep"` they stay queued through the sleep and run after the
+  wake-up in `update_weights`, on the new weights. After a drain nothing is running, so no KV state is kept across
+  the sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import ray
+from verl.workers.rollout.vllm_rollout.vllm_async_server import vLLMHttpServer, vLLMReplica
+
+from .engines import drain_vllm, vllm_sleep_keeps_queue
+
+logger = logging.getLogger(__name__)
+
+
+class DrainingVLLMHttpServer(vLLMHttpServer):
+    async def drain_generation(self, timeout: float) -> dict[str, Any] | None:
+        if self.node_rank != 0:
+            return None
+        return await drain_vllm(self.engine, timeout)
+
+    async def _sleep_hybrid(self) -> None:
+        if not vllm_sleep_keeps_queue(self.engine):
+            logger.warning("this vLLM's sleep() has no mode argument: requests queued during the sleep may be aborted")
+            await super()._sleep_hybrid()
+            return
+        await self.engine.sleep(level=self._resolve_sleep_level(), mode="keep")
+        await self.engine.reset_encoder_cache()
+
+
+class DrainingVLLMReplica(vLLMReplica):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.server_class = ray.remote(DrainingVLLMHttpServer)
+
+    async def drain_generation(self, timeout: float) -> list[dict[str, Any]]:
+        results = await asyncio.gather(*[server.drain_generation.remote(timeout) for server in self.servers])
+        return [r for r in results if r is not None]

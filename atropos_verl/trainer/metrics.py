@@ -1,0 +1,62 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Atropos-specific step metrics, next to verl's `compute_data_metrics` / `compute_timing_metrics`.
+
+verl's helpers know nothing about environments or about where the step's wall time goes when generation happens
+outside the trainer, so these add: per-environment score and group count, rejected groups by reason, and the split of
+a step into waiting on `/batch`, training and weight sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from verl import DataProto
+
+# timing_raw keys (verl's `marked_timer` names) that make up each part of a step.
+WAIT_KEYS = ("wait_batch",)
+SYNC_KEYS = ("drain", "sleep_replicas", "update_weights")
+
+
+def env_label(env_id: object) -> str:
+    return "unknown" if env_id is None else str(env_id)
+
+
+def group_metrics(data: DataProto, *, received: int, rejected: Mapping[str, int]) -> dict[str, float]:
+    """Per-env mean sequence score, groups and response length; batch-level received/accepted/rejected counts."""
+    scores = data.batch["token_level_scores"].sum(-1).float().numpy()
+    resp_len = data.batch["response_mask"].sum(-1).float().numpy()
+    env_ids = np.array([env_label(e) for e in data.non_tensor_batch["env_id"]], dtype=object)
+    uids = data.non_tensor_batch["uid"]
+    out: dict[str, float] = {
+        "atropos/groups_received": float(received),
+        "atropos/groups_accepted": float(len(set(uids.tolist()))),
+        "atropos/groups_rejected": float(sum(rejected.values())),
+    }
+    for reason, count in rejected.items():
+        out[f"atropos/rejected/{reason}"] = float(count)
+    for env in sorted(set(env_ids.tolist())):
+        sel = env_ids == env
+        out[f"atropos/env/{env}/score_mean"] = float(scores[sel].mean())
+        out[f"atropos/env/{env}/groups"] = float(len(set(uids[sel].tolist())))
+        out[f"atropos/env/{env}/response_length_mean"] = float(resp_len[sel].mean())
+    return out
+
+
+def time_split(timing_raw: Mapping[str, float]) -> dict[str, float]:
+    """Seconds of the step spent waiting for a batch, syncing weights (drain + sleep + update), and training."""
+    wait = sum(float(timing_raw.get(k, 0.0)) for k in WAIT_KEYS)
+    sync = sum(float(timing_raw.get(k, 0.0)) for k in SYNC_KEYS)
+    step = float(timing_raw.get("step", wait + sync))
+    return {
+        "timing_s/atropos_wait": wait,
+        "timing_s/sync": sync,
+        "timing_s/train": max(step - wait - sync, 0.0),
+    }
+
+
+def temperature_metrics(data: DataProto) -> dict[str, float]:
+    """Spread of per-sequence sampling temperatures (several envs may sample at different temperatures)."""
+    temps = data.batch["temperature"].float()
+    return {"atropos/temperature_min": float(temps.min()), "atropos/temperature_max": float(temps.max())}

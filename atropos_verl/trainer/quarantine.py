@@ -1,0 +1,67 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Keep every rejected Atropos group, with why and when, so a broken environment can be debugged after the fact.
+
+Rejected groups never reach the optimizer (`batch.groups_to_dataproto` decides), but silently dropping them would hide
+an environment that emits malformed data for hours. One JSON line per group: step, reason, env id and the raw group
+exactly as the API delivered it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _jsonable(value: Any) -> Any:
+    """Raw groups may hold NaN/inf (often the very reason they were rejected); keep them readable as strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class QuarantineFile:
+    """Append-only JSONL of rejected groups; each write is flushed so a crash loses nothing already seen."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, step: int, groups: Sequence[Any], rejected: Sequence[tuple[int, str]]) -> Counter[str]:
+        """Append one line per rejected (group_index, reason); returns the count per reason."""
+        counts: Counter[str] = Counter()
+        if not rejected:
+            return counts
+        now = time.time()
+        with self.path.open("a", encoding="utf-8") as fh:
+            for index, reason in rejected:
+                group = groups[index]
+                env_id = group.get("env_id") if isinstance(group, Mapping) else None
+                record = {
+                    "time": now,
+                    "step": step,
+                    "reason": reason,
+                    "group_index": index,
+                    "env_id": env_id,
+                    "group": _jsonable(group),
+                }
+                fh.write(json.dumps(record, allow_nan=False) + "\n")
+                counts[reason] += 1
+            fh.flush()
+        return counts
+
+    def read(self) -> list[dict[str, Any]]:
+        """All records so far (tests and post-mortems)."""
+        if not self.path.exists():
+            return []
+        with self.path.open(encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]

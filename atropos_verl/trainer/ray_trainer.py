@@ -1,0 +1,365 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""verl's `RayPPOTrainer`, fed by the Atropos trajectory API instead of a dataloader and verl's agent loop.
+
+verl owns the inference servers (its own vLLM/SGLang replicas, hybrid mode) and pushes new weights into them every
+step; Atropos environments generate against those servers over HTTP and post scored groups to the API. The loop:
+
+    restore checkpoint -> wake engines -> register at the restored step -> publish endpoints.json
+    every step: poll /batch (envs generate meanwhile) -> convert + quarantine rejects -> drain + sleep engines ->
+    old log-probs -> ref log-probs -> GRPO advantages (+ env overrides) -> rollout correction -> actor update ->
+    checkpoint -> update_weights (wakes engines) -> resume generation
+
+Everything model-related is verl's own code (`_compute_old_log_prob`, `_compute_ref_log_prob`, `_update_actor`,
+`_save_checkpoint`/`_load_checkpoint`, `CheckpointEngineManager`); this class only decides what runs when.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf, open_dict
+from verl import DataProto
+from verl.trainer.ppo.core_algos import agg_loss
+from verl.trainer.ppo.metric_utils import compute_data_metrics, compute_timing_metrics, reduce_metrics
+from verl.trainer.ppo.ray_trainer import RayPPOTrainer, apply_kl_penalty
+from verl.utils.profiler import marked_timer
+
+from atropos_verl.platform.sync import SYNC_HINT, call_with_timeout
+
+from .advantages import compute_advantages
+from .atropos_client import AtroposClient, Registration
+from .batch import AllGroupsRejected, groups_to_dataproto
+from .drain import RolloutDrain, install_draining_replicas
+from .endpoints import Endpoints, publish_endpoints
+from .metrics import group_metrics, temperature_metrics, time_split
+from .progress import StepProgress
+from .quarantine import QuarantineFile
+from .step_state import AtroposStepState
+from .temperature import ItemTemperatureProto, check_engine_supports
+
+logger = logging.getLogger(__name__)
+
+GROUP_SIZE_MISMATCH = "group_size_mismatch"
+PADDING = "atropos_padding"
+
+
+class AtroposRayTrainer(RayPPOTrainer):
+    """GRPO on Atropos groups with verl-owned inference servers and a drained weight sync."""
+
+    def __init__(self, *args: Any, client: AtroposClient | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.atropos = self.config.atropos
+        self.run_dir = Path(self.atropos.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.client = client or AtroposClient(self.atropos.api_url)
+        self.quarantine = QuarantineFile(self.atropos.quarantine_file)
+        self.group_size = int(self.config.actor_rollout_ref.rollout.n)
+        self.pad_token_id = (
+            self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        )
+        self.drain: RolloutDrain | None = None
+
+    # -- no dataset: the data position lives in the Atropos API -------------------------------------------------------
+    def _create_dataloader(self, train_dataset, val_dataset, collate_fn, train_sampler) -> None:
+        self.train_dataset = self.val_dataset = None
+        self.total_training_steps = int(self.config.trainer.total_training_steps)
+        self.train_dataloader = AtroposStepState(self.total_training_steps)
+        self.val_dataloader = None
+        # LR schedules read the run length from the optimizer config (verl sets it the same way).
+        with open_dict(self.config):
+            for key in ("actor_rollout_ref.actor.optim", "critic.optim"):
+                if OmegaConf.select(self.config, key) is not None:
+                    OmegaConf.select(self.config, key).total_training_steps = self.total_training_steps
+
+    def _validate(self, merged: bool = False) -> dict[str, float]:
+        return {}  # environments evaluate themselves (steps_per_eval)
+
+    # -- workers --------------------------------------------------------------------------------------------------
+    def init_workers(self) -> None:
+        install_draining_replicas()
+        super().init_workers()
+        self.drain = RolloutDrain(
+            self.llm_server_manager.get_replicas(),
+            timeout=float(self.atropos.drain_timeout),
+            on_timeout=str(self.atropos.on_drain_timeout),
+            abort=self.checkpoint_manager.abort_replicas,
+        )
+
+    def _bounded(self, fn, what: str) -> Any:
+        """verl's sleep/sync calls block forever when a rollout server dies; bound them by atropos.sync_timeout."""
+        return call_with_timeout(fn, timeout_s=float(self.atropos.sync_timeout), what=what, hint=SYNC_HINT)
+
+    def _wake_and_resume(self) -> dict[str, Any]:
+        """Push the current weights (wakes the engines), then reopen generation for queued env requests."""
+        result = self._bounded(lambda: self.checkpoint_manager.update_weights(self.global_steps), "update_weights()")
+        self._bounded(self.checkpoint_manager.resume_generation_replicas, "resume_generation_replicas()")
+        return result or {}
+
+    def endpoints(self) -> Endpoints:
+        model = self.config.actor_rollout_ref.model
+        served = self.atropos.served_model_name or self._served_model_name()
+        return Endpoints(
+            addresses=list(self.llm_server_manager.get_addresses()),
+            backend=str(self.config.actor_rollout_ref.rollout.name),
+            served_model_name=served,
+            tokenizer_path=str(model.get("tokenizer_path") or model.path),
+            step=self.global_steps,
+        )
+
+    def _served_model_name(self) -> str:
+        """vLLM/SGLang serve the local model path (verl's `copy_to_local`), unless prometheus renames it."""
+        from verl.utils.fs import copy_to_local
+
+        rollout = self.config.actor_rollout_ref.rollout
+        prometheus = rollout.get("prometheus") or {}
+        if prometheus.get("enable") and prometheus.get("served_model_name"):
+            return str(prometheus.served_model_name)
+        model = self.config.actor_rollout_ref.model
+        return copy_to_local(model.path, use_shm=model.get("use_shm", False))
+
+    # -- batches --------------------------------------------------------------------------------------------------
+    def _convert(self, groups: list[dict[str, Any]]) -> tuple[DataProto | None, dict[str, float]]:
+        """Groups -> training batch; rejected groups are quarantined and counted, never trained on."""
+        rejected: list[tuple[int, str]] = []
+        usable: list[int] = []
+        for i, group in enumerate(groups):
+            tokens = group.get("tokens") if isinstance(group, dict) else None
+            if tokens and len(tokens) != self.group_size:
+                rejected.append((i, GROUP_SIZE_MISMATCH))
+            else:
+                usable.append(i)
+        data = None
+        if usable:
+            cfg = self.config.data
+            try:
+                conv = groups_to_dataproto(
+                    [groups[i] for i in usable],
+                    pad_token_id=self.pad_token_id,
+                    max_prompt_length=int(cfg.max_prompt_length),
+                    max_response_length=int(cfg.max_response_length),
+                )
+                rejected += [(usable[i], reason) for i, reason in conv.rejected]
+                data = conv.data
+            except AllGroupsRejected as exc:
+                logger.warning("no group of this batch is usable: %s", exc)
+                rejected += [(usable[i], reason) for i, reason in exc.rejected]
+        counts = self.quarantine.write(self.global_steps, groups, sorted(rejected))
+        metrics: dict[str, float] = {}
+        if data is not None:
+            metrics.update(group_metrics(data, received=len(groups), rejected=counts))
+            metrics.update(temperature_metrics(data))
+            data, padded = self._pad_to_minibatches(data)
+            metrics["atropos/padding_sequences"] = float(padded)
+        else:
+            metrics.update({f"atropos/rejected/{k}": float(v) for k, v in counts.items()})
+            metrics["atropos/groups_received"] = float(len(groups))
+            metrics["atropos/groups_rejected"] = float(sum(counts.values()))
+        return data, metrics
+
+    def _pad_to_minibatches(self, data: DataProto) -> tuple[DataProto, int]:
+        """Pad a batch that lost groups to quarantine up to whole PPO mini-batches, with rows that carry no loss.
+
+        verl's actor splits the batch into mini-batches of exactly `ppo_mini_batch_size x rollout.n` sequences
+        (`verl/utils/tensordict_utils.py` make_iterator asserts divisibility). Dropping valid groups to fit would
+        waste up to a mini-batch of data; padding rows are copies with an all-zero response mask and a zero
+        advantage, so they add nothing to the loss (token-mean aggregation) and are excluded from the metrics.
+        """
+        unit = int(self.config.actor_rollout_ref.actor.ppo_mini_batch_size) * self.group_size
+        size = len(data)
+        missing = -(-size // unit) * unit - size
+        data.batch[PADDING] = torch.zeros(size, dtype=torch.bool)
+        if not missing:
+            return data, 0
+        pad = data.select_idxs(torch.arange(missing) % size)
+        pad.batch["response_mask"] = torch.zeros_like(pad.batch["response_mask"])
+        pad.batch["token_level_scores"] = torch.zeros_like(pad.batch["token_level_scores"])
+        pad.batch["zero_advantage"] = torch.ones_like(pad.batch["zero_advantage"])
+        pad.batch["has_env_advantages"] = torch.zeros_like(pad.batch["has_env_advantages"])
+        pad.batch[PADDING] = torch.ones(missing, dtype=torch.bool)
+        pad.non_tensor_batch["uid"] = np.array([f"padding-{i}" for i in range(missing)], dtype=object)
+        pad.non_tensor_batch["env_id"] = np.array(["padding"] * missing, dtype=object)
+        return DataProto.concat([data, pad]), missing
+
+    def _train_on(self, batch: DataProto, metrics: dict[str, float], timing_raw: dict[str, float]) -> None:
+        """verl's PPO dataflow on one Atropos batch (engines are asleep while this runs)."""
+        cfg = self.config
+        actor_cfg = cfg.actor_rollout_ref.actor
+        check_engine_supports(batch, use_fused_kernels=bool(cfg.actor_rollout_ref.model.get("use_fused_kernels")))
+        if cfg.trainer.balance_batch:
+            self._balance_batch(batch, metrics=metrics)
+        batch.meta_info["global_token_num"] = torch.sum(batch.batch["attention_mask"], dim=-1).tolist()
+        batch.meta_info["images_seqlens"] = []
+
+        with marked_timer("old_log_prob", timing_raw, color="blue"):
+            old_log_prob, mfu = self._compute_old_log_prob(batch)
+            entropy = agg_loss(
+                loss_mat=old_log_prob.batch["entropys"],
+                loss_mask=batch.batch["response_mask"],
+                loss_agg_mode=actor_cfg.loss_agg_mode,
+                loss_scale_factor=actor_cfg.get("loss_scale_factor"),
+            )
+            metrics.update({"actor/entropy": entropy.detach().item(), "perf/mfu/actor_infer": mfu})
+            old_log_prob.batch.pop("entropys")
+            batch = batch.union(old_log_prob)
+            if "rollout_log_probs" in batch.batch.keys():
+                from verl.utils.debug.metrics import calculate_debug_metrics
+
+                metrics.update(calculate_debug_metrics(batch))
+
+        if self.use_reference_policy:
+            with marked_timer("ref", timing_raw, color="olive"):
+                batch = batch.union(self._compute_ref_log_prob(batch))
+
+        with marked_timer("adv", timing_raw, color="brown"):
+            if cfg.algorithm.use_kl_in_reward:
+                batch, kl_metrics = apply_kl_penalty(
+                    batch, kl_ctrl=self.kl_ctrl_in_reward, kl_penalty=cfg.algorithm.kl_penalty
+                )
+                metrics.update(kl_metrics)
+            else:
+                batch.batch["token_level_rewards"] = batch.batch["token_level_scores"]
+            if self.atropos.rollout_correction and "rollout_log_probs" in batch.batch.keys():
+                from verl.trainer.ppo.rollout_corr_helper import compute_rollout_correction_and_add_to_batch
+
+                batch, corr_metrics = compute_rollout_correction_and_add_to_batch(
+                    batch, cfg.algorithm.rollout_correction
+                )
+                metrics.update(corr_metrics)
+            batch = compute_advantages(
+                batch,
+                norm_adv_by_std_in_grpo=bool(cfg.algorithm.get("norm_adv_by_std_in_grpo", True)),
+                adv_estimator=str(cfg.algorithm.adv_estimator),
+            )
+
+        with marked_timer("update_actor", timing_raw, color="red"):
+            actor_output = self._update_actor(batch)
+        metrics.update(reduce_metrics(actor_output.meta_info["metrics"]))
+        real = batch.select_idxs(torch.nonzero(~batch.batch[PADDING]).squeeze(-1))
+        metrics.update(compute_data_metrics(batch=real, use_critic=False))
+        metrics.update(compute_timing_metrics(batch=real, timing_raw=timing_raw))
+
+    # -- the loop -------------------------------------------------------------------------------------------------
+    def _register(self) -> None:
+        cfg = self.config
+        start = self.global_steps
+        self.client.register(
+            Registration.for_trainer(
+                train_batch_size=int(cfg.data.train_batch_size),
+                group_size=self.group_size,
+                max_prompt_length=int(cfg.data.max_prompt_length),
+                max_response_length=int(cfg.data.max_response_length),
+                checkpoint_dir=str(Path(cfg.trainer.default_local_dir).absolute()),
+                save_checkpoint_interval=int(cfg.trainer.save_freq),
+                starting_step=start,
+                num_steps=self.total_training_steps,
+                wandb_project=str(self.atropos.wandb_project),
+                wandb_group=str(self.atropos.wandb_group),
+            )
+        )
+        api_step = int(self.client.status().get("current_step", start))
+        if api_step != start:
+            logger.warning(
+                "the Atropos API kept its state from an earlier run: its step is %d, the trainer resumes at %d "
+                "(registrations are kept per API process; GET %s/reset_data before restarting to realign)",
+                api_step,
+                start,
+                self.client.url,
+            )
+        self.train_dataloader.api_step = api_step
+
+    def _tracker(self):
+        import os
+
+        from verl.utils.tracking import Tracking
+
+        backends = list(self.config.trainer.logger)
+        if "file" not in backends:
+            backends.append("file")
+        start = self.global_steps
+        name = "metrics.jsonl" if start == 0 else f"metrics.resumed-{start}.jsonl"
+        os.environ["VERL_FILE_LOGGER_PATH"] = str(self.run_dir / name)
+        return Tracking(
+            project_name=self.config.trainer.project_name,
+            experiment_name=self.config.trainer.experiment_name,
+            default_backend=backends,
+            config=OmegaConf.to_container(self.config, resolve=True),
+        )
+
+    def _api_step(self) -> int:
+        """The API's own step counter; it runs ahead when envs queued several batches at the moment of a poll."""
+        try:
+            api_step = int(self.client.status()["current_step"])
+        except Exception as exc:  # the batch is in hand; a status hiccup must not stop training
+            logger.warning(
+                "GET %s/status failed (%s); assuming the API is at step %d", self.client.url, exc, self.global_steps
+            )
+            return self.global_steps
+        if api_step != self.global_steps:
+            logger.warning("Atropos API step %d != trainer step %d", api_step, self.global_steps)
+        return api_step
+
+    def fit(self) -> None:
+        self.global_steps = 0
+        self._load_checkpoint()
+        tracker = self._tracker()
+        self._wake_and_resume()
+        self._register()
+        publish_endpoints(self.atropos.endpoints_file, self.endpoints())
+        logger.info("rollout servers published to %s", self.atropos.endpoints_file)
+
+        progress = StepProgress(self.total_training_steps, start=self.global_steps)
+        try:
+            while self.global_steps < self.total_training_steps:
+                self.global_steps += 1
+                metrics = self._step()
+                tracker.log(data=metrics, step=self.global_steps)
+                progress.update(self.global_steps, metrics)
+        finally:
+            progress.close()
+
+    def _step(self) -> dict[str, float]:
+        metrics: dict[str, float] = {"training/global_step": float(self.global_steps)}
+        timing_raw: dict[str, float] = {}
+        with marked_timer("step", timing_raw):
+            with marked_timer("wait_batch", timing_raw):
+                groups = self.client.poll_batch(float(self.atropos.poll_timeout))
+            self.client.step = self.global_steps
+            api_step = self._api_step()
+            self.train_dataloader.api_step = api_step
+            metrics["atropos/api_step"] = float(api_step)
+            batch, conv_metrics = self._convert(groups)
+            metrics.update(conv_metrics)
+            if batch is None:
+                # Nothing to learn from; keep the step so the trainer and the API count the same batches.
+                metrics["atropos/skipped_step"] = 1.0
+            else:
+                batch = ItemTemperatureProto.wrap(batch)
+                with marked_timer("drain", timing_raw):
+                    metrics.update(self.drain.drain())
+                with marked_timer("sleep_replicas", timing_raw):
+                    self._bounded(self.checkpoint_manager.sleep_replicas, "sleep_replicas()")
+                self._train_on(batch, metrics, timing_raw)
+                if self.config.trainer.save_freq > 0 and (
+                    self.global_steps % self.config.trainer.save_freq == 0
+                    or self.global_steps >= self.total_training_steps
+                ):
+                    with marked_timer("save_checkpoint", timing_raw, color="green"):
+                        self._save_checkpoint()
+                with marked_timer("update_weights", timing_raw, color="red"):
+                    sync = self._wake_and_resume()
+                metrics.update({f"sync/{k}": v for k, v in sync.items() if isinstance(v, int | float)})
+        metrics.update({f"timing_s/{k}": v for k, v in timing_raw.items() if k not in metrics})
+        metrics.update(time_split(timing_raw))
+        metrics["atropos/wall_time"] = time.time()
+        return metrics
+
+    def rejected_counts(self) -> Counter[str]:
+        """Reasons of every quarantined group so far (for reports and tests)."""
+        return Counter(record["reason"] for record in self.quarantine.read())

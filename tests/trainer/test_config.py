@@ -1,0 +1,127 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from atropos_verl.trainer.config_check import ConfigError, atropos_problems, check_config
+
+# Every override of verl's examples/grpo_trainer/run_qwen2_5-3b_gsm8k_grpo_lora.sh (verl 0.9.x), unchanged.
+LORA_EXAMPLE = [
+    "algorithm.adv_estimator=grpo",
+    "trainer.val_before_train=False",
+    "data.train_files=/root/data/gsm8k/train.parquet",
+    "data.val_files=/root/data/gsm8k/test.parquet",
+    "data.train_batch_size=16",
+    "data.max_prompt_length=512",
+    "data.max_response_length=1024",
+    "data.filter_overlong_prompts=True",
+    "data.truncation='error'",
+    "data.shuffle=False",
+    "actor_rollout_ref.model.path=Qwen/Qwen2.5-3B-Instruct",
+    "actor_rollout_ref.model.use_shm=True",
+    "actor_rollout_ref.model.lora_rank=64",
+    "actor_rollout_ref.model.lora_alpha=32",
+    "actor_rollout_ref.actor.optim.lr=3e-6",
+    "actor_rollout_ref.model.use_remove_padding=True",
+    "actor_rollout_ref.actor.ppo_mini_batch_size=16",
+    "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=40",
+    "actor_rollout_ref.actor.use_kl_loss=True",
+    "actor_rollout_ref.actor.kl_loss_coef=0.001",
+    "actor_rollout_ref.actor.kl_loss_type=low_var_kl",
+    "actor_rollout_ref.actor.entropy_coeff=0",
+    "actor_rollout_ref.model.enable_gradient_checkpointing=True",
+    "actor_rollout_ref.actor.fsdp_config.param_offload=False",
+    "actor_rollout_ref.actor.fsdp_config.optimizer_offload=False",
+    "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=40",
+    "actor_rollout_ref.rollout.tensor_model_parallel_size=2",
+    "actor_rollout_ref.rollout.name=vllm",
+    "actor_rollout_ref.rollout.gpu_memory_utilization=0.6",
+    "actor_rollout_ref.rollout.n=5",
+    "actor_rollout_ref.rollout.load_format=safetensors",
+    "actor_rollout_ref.rollout.layered_summon=True",
+    "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=40",
+    "actor_rollout_ref.ref.fsdp_config.param_offload=True",
+    "algorithm.use_kl_in_reward=False",
+    "trainer.critic_warmup=0",
+    "trainer.logger=['console','wandb']",
+    "trainer.project_name='verl_grpo_example_gsm8k'",
+    "trainer.experiment_name='qwen2.5_3b_grpo_lora'",
+    "trainer.n_gpus_per_node=8",
+    "trainer.nnodes=1",
+    "trainer.save_freq=20",
+    "trainer.test_freq=5",
+    "trainer.total_epochs=15",
+]
+
+
+def compose_trainer(overrides: list[str]):
+    with initialize_config_module(config_module="atropos_verl.trainer.config", version_base=None):
+        cfg = compose(config_name="atropos_trainer", overrides=overrides)
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def test_lora_example_overrides_compose_unchanged():
+    cfg = compose_trainer(LORA_EXAMPLE)
+    assert cfg.actor_rollout_ref.model.lora_rank == 64
+    assert cfg.actor_rollout_ref.model.lora_alpha == 32
+    assert cfg.actor_rollout_ref.rollout.tensor_model_parallel_size == 2
+    assert cfg.actor_rollout_ref.rollout.gpu_memory_utilization == 0.6
+    assert list(cfg.trainer.logger) == ["console", "wandb"]
+    assert cfg.trainer.use_v1 is False
+    assert cfg.atropos.api_url.startswith("http")
+
+
+def test_lora_example_validates_except_in_trainer_validation():
+    # The example validates in the environments (test_freq=5); that is the one thing an Atropos run must turn off.
+    cfg = compose_trainer(LORA_EXAMPLE)
+    assert atropos_problems(cfg) == [
+        "trainer.test_freq>0 / trainer.val_before_train=true: validation runs in the environments "
+        "(their steps_per_eval); set trainer.test_freq=-1 trainer.val_before_train=false"
+    ]
+    cfg = compose_trainer(LORA_EXAMPLE + ["trainer.test_freq=-1"])
+    check_config(cfg, use_reference_policy=True)
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        (
+            "actor_rollout_ref.actor.ppo_mini_batch_size=6",
+            "not a multiple of actor_rollout_ref.actor.ppo_mini_batch_size=6",
+        ),
+        ("actor_rollout_ref.rollout.n=1", "group size"),
+        ("algorithm.adv_estimator=gae", "adv_estimator='gae'"),
+        ("trainer.use_v1=true", "trainer.use_v1=false"),
+        ("trainer.total_training_steps=null", "total_training_steps"),
+        ("atropos.drain_timeout=0", "atropos.drain_timeout=0"),
+        ("atropos.on_drain_timeout=ignore", "on_drain_timeout"),
+        ("actor_rollout_ref.rollout.name=hf", "HTTP server"),
+        ("trainer.n_gpus_per_node=3", "not divisible by the 3 data-parallel ranks"),
+    ],
+)
+def test_inconsistent_configs_name_the_key(override, needle):
+    cfg = compose_trainer(LORA_EXAMPLE + ["trainer.test_freq=-1", override])
+    with pytest.raises(ConfigError) as err:
+        check_config(cfg, use_reference_policy=True)
+    assert needle in str(err.value)
+
+
+def test_every_problem_is_reported_at_once():
+    cfg = compose_trainer(LORA_EXAMPLE + ["actor_rollout_ref.rollout.n=1", "atropos.poll_timeout=-1"])
+    problems = atropos_problems(cfg)
+    assert any("rollout.n=1" in p for p in problems)
+    assert any("poll_timeout" in p for p in problems)
+    assert any("test_freq" in p for p in problems)
+
+
+def test_verl_validation_errors_are_reported_as_config_errors():
+    # Setting both the deprecated and the per-GPU micro batch is caught by verl's own validate_config.
+    cfg = compose_trainer(
+        LORA_EXAMPLE + ["trainer.test_freq=-1", "actor_rollout_ref.rollout.log_prob_micro_batch_size=8"]
+    )
+    with pytest.raises(ConfigError, match="validate_config"):
+        check_config(cfg, use_reference_policy=True)

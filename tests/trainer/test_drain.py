@@ -1,0 +1,163 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""The drained-sync dispatch against verl's real replica classes, and the engine-level drain logic.
+
+The vLLM engine path runs for real in tests/e2e/test_trainer_e2e.py; SGLang is not installable on CPU, so its drain
+is exercised here against a tokenizer manager that parks requests the way SGLang's does (`is_pause_cond`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from verl.workers.rollout.replica import RolloutReplicaRegistry, get_rollout_replica_class
+from verl.workers.rollout.vllm_rollout.vllm_async_server import vLLMHttpServer, vLLMReplica
+
+from atropos_verl.trainer.drain import DrainTimeoutError, RolloutDrain, install_draining_replicas
+from atropos_verl.trainer.drain.engines import _accepts, drain_sglang, drain_vllm, vllm_sleep_keeps_queue
+
+
+def test_vllm_replica_is_verls_with_drain_and_keeping_sleep():
+    install_draining_replicas()
+    install_draining_replicas()  # idempotent
+    from atropos_verl.trainer.drain.vllm_replica import DrainingVLLMHttpServer, DrainingVLLMReplica
+
+    assert get_rollout_replica_class("vllm") is DrainingVLLMReplica
+    assert issubclass(DrainingVLLMReplica, vLLMReplica)
+    assert issubclass(DrainingVLLMHttpServer, vLLMHttpServer)
+    assert DrainingVLLMHttpServer._sleep_hybrid is not vLLMHttpServer._sleep_hybrid
+    # Only the drain and the sleep differ; generation, wake-up, abort and resume stay verl's.
+    for name in ("generate", "wake_up", "sleep", "abort_all_requests", "resume_generation"):
+        assert getattr(DrainingVLLMHttpServer, name) is getattr(vLLMHttpServer, name)
+
+
+def test_installed_vllm_has_the_pause_and_sleep_modes_relied_on():
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    assert _accepts(AsyncLLM.pause_generation, "mode")
+    assert vllm_sleep_keeps_queue(AsyncLLM)
+
+
+def test_sglang_replica_loads_through_verls_loader():
+    install_draining_replicas()
+    try:
+        import sglang  # noqa: F401
+    except ImportError:
+        # verl's own loader runs first, so a missing engine fails the same way it would without the drain.
+        with pytest.raises(ImportError):
+            RolloutReplicaRegistry.get("sglang")
+        return
+    from verl.workers.rollout.sglang_rollout.async_sglang_server import SGLangHttpServer, SGLangReplica
+
+    from atropos_verl.trainer.drain.sglang_replica import DrainingSGLangHttpServer, DrainingSGLangReplica
+
+    assert RolloutReplicaRegistry.get("sglang") is DrainingSGLangReplica
+    assert issubclass(DrainingSGLangReplica, SGLangReplica) and issubclass(DrainingSGLangHttpServer, SGLangHttpServer)
+
+
+def test_drain_refuses_replicas_that_cannot_drain():
+    from atropos_verl.trainer.drain.vllm_replica import DrainingVLLMReplica
+
+    with pytest.raises(TypeError, match="vLLMReplica"):
+        RolloutDrain([object.__new__(vLLMReplica)], timeout=1)
+    RolloutDrain([object.__new__(DrainingVLLMReplica)], timeout=1)
+
+
+class ParkingTokenizerManager:
+    """Parks requests like SGLang's TokenizerManager.generate_request: wait on is_pause_cond while is_pause."""
+
+    def __init__(self) -> None:
+        self.is_pause = False
+        self.is_pause_cond = asyncio.Condition()
+        self.rid_to_state: dict[str, float] = {}
+        self.finished: list[str] = []
+
+    async def generate(self, rid: str, seconds: float) -> None:
+        async with self.is_pause_cond:
+            await self.is_pause_cond.wait_for(lambda: not self.is_pause)
+        self.rid_to_state[rid] = seconds
+        await asyncio.sleep(seconds)
+        del self.rid_to_state[rid]
+        self.finished.append(rid)
+
+    async def continue_generation(self) -> None:
+        async with self.is_pause_cond:
+            self.is_pause = False
+            self.is_pause_cond.notify_all()
+
+
+def test_sglang_drain_lets_running_finish_and_parks_new():
+    async def scenario():
+        tm = ParkingTokenizerManager()
+        running = asyncio.create_task(tm.generate("old", 0.3))
+        await asyncio.sleep(0.05)
+        drain = asyncio.create_task(drain_sglang(tm, timeout=5, poll=0.01))
+        await asyncio.sleep(0.05)
+        late = asyncio.create_task(tm.generate("new", 0.01))
+        report = await drain
+        assert report["drained"] and report["in_flight"] == 1 and report["left"] == 0
+        assert tm.finished == ["old"] and not late.done()  # the late request waits through the sync
+        await tm.continue_generation()
+        await asyncio.wait_for(late, 2)
+        await running
+        assert tm.finished == ["old", "new"]
+
+    asyncio.run(scenario())
+
+
+def test_sglang_drain_times_out_with_the_count_left():
+    async def scenario():
+        tm = ParkingTokenizerManager()
+        task = asyncio.create_task(tm.generate("slow", 5))
+        await asyncio.sleep(0.02)
+        report = await drain_sglang(tm, timeout=0.1, poll=0.01)
+        assert not report["drained"] and report["left"] == 1
+        task.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_sglang_drain_fails_clearly_on_an_incompatible_engine():
+    with pytest.raises(RuntimeError, match="is_pause_cond"):
+        asyncio.run(drain_sglang(object(), timeout=1))
+
+
+class PausingEngine:
+    """vLLM's pause_generation signature; completes after `seconds` (the running requests finishing)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls: list[dict] = []
+
+    async def pause_generation(self, *, mode="abort", wait_for_inflight_requests=None, clear_cache=True):
+        self.calls.append({"mode": mode, "clear_cache": clear_cache})
+        await asyncio.sleep(self.seconds)
+
+
+def test_vllm_drain_waits_in_wait_mode_and_keeps_cache():
+    engine = PausingEngine(0.05)
+    report = asyncio.run(drain_vllm(engine, timeout=2))
+    assert report["drained"] and engine.calls == [{"mode": "wait", "clear_cache": False}]
+    slow = asyncio.run(drain_vllm(PausingEngine(2), timeout=0.05))
+    assert not slow["drained"]
+
+
+class Replica:
+    def __init__(self, result: dict) -> None:
+        self.result = result
+
+    async def drain_generation(self, timeout: float) -> list[dict]:
+        return [self.result]
+
+
+def test_drain_timeout_aborts_with_warning_or_fails():
+    ok = {"drained": True, "in_flight": 2, "left": 0, "seconds": 0.1}
+    stuck = {"drained": False, "in_flight": 3, "left": 2, "seconds": 1.0}
+    aborted: list[bool] = []
+    metrics = RolloutDrain([Replica(ok), Replica(stuck)], timeout=1, abort=lambda: aborted.append(True)).drain()
+    assert aborted == [True] and metrics["sync/aborted_requests"] == 2 and metrics["sync/in_flight_at_drain"] == 5
+    with pytest.raises(DrainTimeoutError, match="drain_timeout"):
+        RolloutDrain([Replica(stuck)], timeout=1, on_timeout="fail", abort=lambda: None).drain()
+    clean = RolloutDrain([Replica(ok)], timeout=1, abort=lambda: pytest.fail("no abort when drained")).drain()
+    assert clean["sync/aborted_requests"] == 0
