@@ -1,5 +1,8 @@
 """The `atropos-verl` command line."""
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(no_args_is_help=True, help="Train verl GRPO on Atropos environments.")
@@ -13,3 +16,111 @@ def version() -> None:
     import atropos_verl
 
     typer.echo(f"atropos-verl {atropos_verl.__version__} (verl {v('verl')}, atroposlib {v('atroposlib')})")
+
+
+@app.command("tiny-model")
+def tiny_model(
+    out_dir: Annotated[Path, typer.Argument(help="Directory for the model, tokenizer and generation config.")],
+    seed: Annotated[int, typer.Option(help="Weight-init seed; the same seed gives byte-identical files.")] = 0,
+    hidden_size: int = 128,
+    intermediate_size: int = 512,
+    num_hidden_layers: int = 2,
+    num_attention_heads: int = 4,
+    num_key_value_heads: int = 4,
+    max_position_embeddings: int = 128,
+    tie_word_embeddings: bool = True,
+    num_merges: Annotated[int, typer.Option(help="BPE merges learned from the built-in ChatML corpus.")] = 60,
+) -> None:
+    """Build the offline tiny Qwen2 model and byte-level BPE tokenizer (defaults: the CPU demo recipe)."""
+    from atropos_verl.models.tiny import build_tiny_model, count_parameters
+
+    path = build_tiny_model(
+        out_dir,
+        seed=seed,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_hidden_layers,
+        num_attention_heads=num_attention_heads,
+        num_key_value_heads=num_key_value_heads,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=tie_word_embeddings,
+        num_merges=num_merges,
+    )
+    typer.echo(str(path))
+    typer.echo(f"parameters: {count_parameters(path):,}")
+
+
+envs_app = typer.Typer(no_args_is_help=True, help="Atropos environments this installation can run.")
+app.add_typer(envs_app, name="envs")
+
+
+@envs_app.command("list")
+def envs_list(
+    checkout: Annotated[
+        Path | None, typer.Option(help="An Atropos checkout whose environments/ to scan (parsed, not imported).")
+    ] = None,
+) -> None:
+    """List builtin, installed and checkout environments, and whether each uses the token-level path."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from atropos_verl.launch.envs_list import list_envs
+
+    try:
+        entries = list_envs(checkout)
+    except FileNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    table = Table("name", "source", "where", "generation")
+    for e in entries:
+        table.add_row(e.name, e.source, e.location, e.path)
+    Console(width=200).print(table)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(help="Run config YAML (see configs/).")],
+    live: Annotated[bool | None, typer.Option("--live/--plain", help="Rich live view or plain lines.")] = None,
+) -> None:
+    """Start the Atropos API, verl (servers + trainer) and the environments; supervise until the trainer ends.
+
+    Everything after `--` is passed to the trainer as Hydra overrides, verbatim.
+    """
+    import logging
+
+    from atropos_verl.launch.config import ConfigError
+    from atropos_verl.launch.run import run as run_stack
+    from atropos_verl.platform.detect import host_has_accelerator
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        result = run_stack(config, list(ctx.args), has_accelerator=host_has_accelerator(), live=live)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def doctor(config: Annotated[Path | None, typer.Argument(help="Run config YAML to check against.")] = None) -> None:
+    """Check the installation, and a running stack when CONFIG's run is up. Exits 1 if any check fails."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from atropos_verl.launch.config import ConfigError, load_run_config
+    from atropos_verl.launch.doctor import run_doctor
+
+    try:
+        cfg = load_run_config(config) if config else None
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    checks = run_doctor(cfg)
+    table = Table("check", "result", "detail", "hint")
+    for c in checks:
+        table.add_row(c.name, "[green]pass[/]" if c.ok else "[red]FAIL[/]", c.detail, "" if c.ok else c.hint)
+    Console(width=200).print(table)
+    failed = [c for c in checks if not c.ok]
+    typer.echo(f"{len(checks) - len(failed)} passed, {len(failed)} failed")
+    raise typer.Exit(1 if failed else 0)

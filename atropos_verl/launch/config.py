@@ -1,0 +1,123 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""The `atropos-verl run` YAML: what a user writes, validated with errors that name the offending key.
+
+Settings that must agree between the trainer and the environments (group size, token budget, tokenizer, batch size)
+are not written by the user twice: they are derived from the trainer's composed verl config (see `derive`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# Keys of an environment's `env:` config that the launcher derives; users set their source instead.
+DERIVED_ENV_KEYS = {
+    "group_size": "actor_rollout_ref.rollout.n",
+    "max_token_length": "data.max_prompt_length + data.max_response_length",
+    "tokenizer_name": "model_path (the served model's tokenizer)",
+    "batch_size": "the trainer's registration (environments read it from the API's /info)",
+    "rollout_server_url": "api.host / api.port",
+}
+
+
+class ConfigError(ValueError):
+    """A run config that cannot work; the message names the file and key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApiSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
+
+
+class EnvironmentSpec(_Strict):
+    env: str = Field(description="builtin name, module path (pkg.mod[:Class]) or .py file (relative to the checkout)")
+    name: str | None = Field(None, description="process name in logs and the live view; derived from `env`")
+    instances: int = Field(1, ge=1)
+    weight: float = Field(1.0, gt=0, description="share of inference slots and of the batch (env inference_weight)")
+    min_batch_allocation: float | None = Field(None, ge=0, le=1)
+    max_batches_offpolicy: int = Field(1, ge=1, description="how many batches ahead of the trainer the env may run")
+    settings: dict[str, Any] = Field(default_factory=dict, description="extra --env.* settings")
+    server: dict[str, Any] = Field(default_factory=dict, description="extra keys of each openai server entry")
+
+    @field_validator("settings")
+    @classmethod
+    def _no_derived_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if key in DERIVED_ENV_KEYS:
+                raise ValueError(f"'{key}' is derived from {DERIVED_ENV_KEYS[key]}; remove it from settings")
+        return value
+
+    @property
+    def label(self) -> str:
+        base = self.name or Path(self.env.split(":")[0]).stem.split(".")[-1]
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", base)
+
+
+class SupervisionSettings(_Strict):
+    health_interval: float = Field(5.0, gt=0, description="seconds between health checks")
+    max_restarts: int = Field(3, ge=0, description="restarts of one environment process before the run fails")
+    restart_backoff: float = Field(2.0, ge=0, description="first restart delay in seconds, doubled each time")
+    startup_timeout: float = Field(900.0, gt=0, description="seconds for the trainer to publish its endpoints")
+    stop_grace: float = Field(10.0, gt=0, description="seconds between SIGTERM and SIGKILL at shutdown")
+
+
+class ModelBuild(_Strict):
+    """A model built offline on the first run and cached in the run dir (a tiny Qwen2 for CPU runs and tests)."""
+
+    kind: Literal["tiny"] = "tiny"
+    seed: int = 0
+    size: dict[str, int] = Field(default_factory=dict, description="build_tiny_model size arguments")
+
+
+class RunConfig(_Strict):
+    run_name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    output_dir: Path = Path("runs")
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    backend: Literal["auto", "sglang", "vllm"] = "auto"
+    model_path: str | None = Field(None, description="HF model id or local directory served and trained")
+    build_model: ModelBuild | None = Field(None, description="build the model instead of giving model_path")
+    atropos_checkout: Path | None = Field(None, description="an Atropos repository, for file environments")
+    environments: list[EnvironmentSpec] = Field(min_length=1)
+    verl: list[str] = Field(default_factory=list, description="Hydra overrides passed to the trainer verbatim")
+    ray_address: str | None = Field(None, description="join an existing Ray cluster instead of starting one")
+    supervision: SupervisionSettings = Field(default_factory=SupervisionSettings)
+
+    @model_validator(mode="after")
+    def _one_model_source(self) -> RunConfig:
+        if (self.model_path is None) == (self.build_model is None):
+            raise ValueError("give exactly one of model_path and build_model")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return self.output_dir / self.run_name
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Parse and validate a run YAML; relative paths are resolved against the YAML's directory's parent project."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+            lines.append(f"  {key}: {err['msg']}")
+        raise ConfigError(f"{path}: invalid run config\n" + "\n".join(lines)) from None

@@ -1,0 +1,58 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""The YAML each environment is started with: its `env:` settings and one `openai:` entry per verl replica.
+
+atroposlib's `serve --config` reads `env:` and `openai:` (`atroposlib/envs/base.py` cli); a list of two or more
+`openai:` entries gives one server per entry (`server_handling/openai_server.py` resolve_openai_configs), a single
+mapping gives one server. Environments then pick the healthy server with the most free slots per request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from atropos_verl.trainer.endpoints import Endpoints
+
+# Atropos server types per verl rollout backend. vLLM's OpenAI app has no /generate route: the env runner installs
+# an adapter for `vllm` that serves the token-level path over /v1/completions. SGLang's own app has /generate.
+SERVER_TYPES = {"vllm": "vllm", "sglang": "sglang"}
+
+
+def server_entries(endpoints: Endpoints, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One APIServerConfig mapping per replica address."""
+    try:
+        server_type = SERVER_TYPES[endpoints.backend]
+    except KeyError:
+        raise ValueError(f"no Atropos server type for rollout backend '{endpoints.backend}'") from None
+    entries = []
+    for url in endpoints.base_urls:
+        entry = {
+            "base_url": url,
+            "server_type": server_type,
+            "model_name": endpoints.served_model_name,
+            "tokenizer_name": endpoints.tokenizer_path,
+            "api_key": "x",  # verl starts its servers without an API key; the OpenAI client needs a non-empty one
+            "timeout": 1200,
+            "health_check": True,
+        }
+        entry.update(extra or {})
+        entries.append(entry)
+    return entries
+
+
+def write_env_yaml(
+    path: Path,
+    env_settings: dict[str, Any],
+    endpoints: Endpoints,
+    server_extra: dict[str, Any] | None = None,
+) -> Path:
+    servers = server_entries(endpoints, server_extra)
+    settings = dict(env_settings)
+    settings["tokenizer_name"] = endpoints.tokenizer_path  # the served model's tokenizer, as the trainer loaded it
+    doc = {"env": settings, "openai": servers if len(servers) > 1 else servers[0]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path

@@ -1,0 +1,107 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Health of a running stack: the API's /status, each verl server's /health, each environment's registration, and the
+trainer's latest metrics line. Read-only: acting on what it finds is the supervisor's job."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from atropos_verl.launch.supervisor import Supervisor
+from atropos_verl.trainer.endpoints import Endpoints
+
+
+@dataclass
+class Snapshot:
+    api_ok: bool = False
+    api_step: int | None = None
+    queue_size: int | None = None
+    servers: dict[str, bool] = field(default_factory=dict)
+    registered: dict[str, bool] = field(default_factory=dict)
+    trainer_step: int | None = None
+    mean_score: float | None = None
+    checked_at: float = 0.0
+
+
+def read_env_status(path: Path, pid: int | None) -> dict[str, Any] | None:
+    """The env runner's registration record, if it belongs to the process now running."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if data.get("pid") == pid else None
+
+
+def last_metrics(run_dir: Path) -> dict[str, Any] | None:
+    """The newest line of the trainer's metrics files (metrics.jsonl, metrics.resumed-K.jsonl)."""
+    files = sorted(run_dir.glob("metrics*.jsonl"), key=lambda p: p.stat().st_mtime)
+    for path in reversed(files):
+        lines = path.read_text(encoding="utf-8").strip().splitlines()
+        for line in reversed(lines):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    return None
+
+
+def mean_score(metrics: dict[str, Any]) -> float | None:
+    data = metrics.get("data", metrics)
+    if "critic/score/mean" in data:
+        return float(data["critic/score/mean"])
+    env_means = [float(v) for k, v in data.items() if k.startswith("atropos/env/") and k.endswith("/score_mean")]
+    return sum(env_means) / len(env_means) if env_means else None
+
+
+class HealthMonitor:
+    def __init__(self, plan: Any):
+        self.plan = plan
+        self.endpoints: Endpoints | None = None
+        self.snapshot = Snapshot()
+        self._http = httpx.Client(timeout=3.0)
+
+    def wait_api(self, timeout: float, alive: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not alive():
+                raise TimeoutError(f"the Atropos API process exited during start-up; see {self.plan.run_dir}/logs")
+            if self._api_status() is not None:
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"the Atropos API at {self.plan.api_url} did not answer /status within {timeout:.0f}s")
+
+    def _api_status(self) -> dict[str, Any] | None:
+        try:
+            resp = self._http.get(f"{self.plan.api_url}/status")
+            return resp.json() if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    def check(self, sup: Supervisor) -> Snapshot:
+        snap = Snapshot(checked_at=time.time())
+        status = self._api_status()
+        snap.api_ok = status is not None
+        if status:
+            snap.api_step, snap.queue_size = status.get("current_step"), status.get("queue_size")
+        for addr in self.endpoints.addresses if self.endpoints else []:
+            try:
+                snap.servers[addr] = self._http.get(f"http://{addr}/health").status_code == 200
+            except httpx.HTTPError:
+                snap.servers[addr] = False
+        for child in sup.children:
+            if child.role == "env":
+                path = self.plan.run_dir / "envs" / f"{child.name}.status.json"
+                snap.registered[child.name] = read_env_status(path, child.pid) is not None
+        metrics = last_metrics(self.plan.run_dir)
+        if metrics:
+            snap.trainer_step = metrics.get("step")
+            snap.mean_score = mean_score(metrics)
+        self.snapshot = snap
+        return snap

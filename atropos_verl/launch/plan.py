@@ -1,0 +1,169 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Turn a RunConfig (+ command-line overrides) into what gets started: trainer argv and per-environment settings.
+
+The trainer's verl config is composed here exactly as the trainer will compose it, so the environments' group size,
+token budget and tokenizer are derived from it and cannot disagree with it.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from atropos_verl.launch.config import ConfigError, EnvironmentSpec, RunConfig
+from atropos_verl.launch.processes import free_port, port_is_free
+
+
+@dataclass
+class EnvPlan:
+    """One environment process: what to run and the `env:` settings its generated YAML gets."""
+
+    name: str
+    spec: EnvironmentSpec
+    target: str
+    env_settings: dict[str, Any]
+
+
+@dataclass
+class RunPlan:
+    config: RunConfig
+    run_dir: Path
+    backend: str
+    api_host: str
+    api_port: int
+    trainer_overrides: list[str]
+    verl: DictConfig
+    group_size: int
+    max_prompt_length: int
+    max_response_length: int
+    envs: list[EnvPlan]
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def endpoints_file(self) -> Path:
+        return self.run_dir / "endpoints.json"
+
+    @property
+    def trainer_argv(self) -> list[str]:
+        return [sys.executable, "-m", "atropos_verl.trainer.main", *self.trainer_overrides]
+
+
+def resolve_backend(requested: str, has_accelerator: bool) -> str:
+    """`auto` is SGLang on GPUs and verl's vLLM replica on the CPU platform; SGLang cannot run without a GPU."""
+    if requested == "auto":
+        return "sglang" if has_accelerator else "vllm"
+    if requested == "sglang" and not has_accelerator:
+        raise ConfigError(
+            "backend: sglang needs a GPU, and this host has no accelerator. Use `backend: vllm` (or `auto`): on a "
+            "CPU host verl's vLLM replica runs on the CPU platform."
+        )
+    return requested
+
+
+def compose_trainer_config(overrides: list[str]) -> DictConfig:
+    """The trainer's config, composed from the same YAML and overrides `atropos_verl.trainer.main` receives."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="atropos_verl.trainer.config", version_base=None):
+        return compose(config_name="atropos_trainer", overrides=overrides)
+
+
+def _resolve_env_target(spec: EnvironmentSpec, checkout: Path | None, base_dir: Path) -> str:
+    """Builtin names and module paths pass through; `.py` files are found relative to the checkout or the config."""
+    if not spec.env.endswith(".py"):
+        return spec.env
+    for root in [r for r in (checkout, base_dir, Path.cwd()) if r is not None]:
+        candidate = (root / spec.env).resolve()
+        if candidate.is_file():
+            return str(candidate)
+    raise ConfigError(f"environments: file '{spec.env}' not found under atropos_checkout={checkout} or {base_dir}")
+
+
+def make_plan(
+    config: RunConfig,
+    cli_overrides: list[str],
+    *,
+    has_accelerator: bool,
+    config_dir: Path = Path("."),
+    model_path: str | None = None,
+) -> RunPlan:
+    """`model_path` is where a built model landed (config.build_model); otherwise config.model_path."""
+    model_path = model_path or config.model_path
+    if model_path is None:
+        raise ConfigError("build_model: the model has not been built; call prepare_model first")
+    backend = resolve_backend(config.backend, has_accelerator)
+    run_dir = config.run_dir.resolve()
+    port = config.api.port or free_port(config.api.host)
+    if config.api.port and not port_is_free(port, config.api.host):
+        raise ConfigError(f"api.port: {config.api.host}:{port} is already in use")
+    api_url = f"http://{config.api.host}:{port}"
+
+    ours = [
+        f"actor_rollout_ref.model.path={model_path}",
+        f"actor_rollout_ref.rollout.name={backend}",
+        f"atropos.api_url={api_url}",
+        f"atropos.run_dir={run_dir}",
+        f"trainer.default_local_dir={run_dir / 'checkpoints'}",
+        f"trainer.experiment_name={config.run_name}",
+    ]
+    if backend == "sglang":
+        # Atropos' sglang server type health-checks and chats through the OpenAI routes, which need a tokenizer.
+        ours.append("actor_rollout_ref.rollout.skip_tokenizer_init=False")
+    if config.ray_address:
+        ours.append(f"++ray_kwargs.ray_init.address={config.ray_address}")
+    overrides = [*ours, *config.verl, *cli_overrides]
+    try:
+        verl_cfg = compose_trainer_config(overrides)
+    except Exception as exc:  # Hydra's own message names the bad override
+        raise ConfigError(f"verl overrides: {exc}") from None
+
+    group_size = int(verl_cfg.actor_rollout_ref.rollout.n)
+    max_prompt = int(verl_cfg.data.max_prompt_length)
+    max_response = int(verl_cfg.data.max_response_length)
+    envs = []
+    for spec in config.environments:
+        target = _resolve_env_target(spec, config.atropos_checkout, config_dir)
+        for k in range(spec.instances):
+            name = spec.label if spec.instances == 1 else f"{spec.label}-{k}"
+            settings: dict[str, Any] = {
+                "use_wandb": False,
+                "total_steps": -1,  # follow the trainer's num_steps from the registration
+                **spec.settings,
+                "group_size": group_size,
+                # Environments pass this as max_tokens: it must keep a completion within the trainer's response cap.
+                "max_token_length": max_response,
+                "tokenizer_name": model_path,
+                "rollout_server_url": api_url,
+                "max_batches_offpolicy": spec.max_batches_offpolicy,
+                "inference_weight": spec.weight,
+                "wandb_name": name,
+            }
+            if spec.min_batch_allocation is not None:
+                settings["min_batch_allocation"] = spec.min_batch_allocation
+            envs.append(EnvPlan(name=name, spec=spec, target=target, env_settings=settings))
+    names = [e.name for e in envs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"environments: process names must be unique, got {names}; set `name:`")
+    return RunPlan(
+        config=config,
+        run_dir=run_dir,
+        backend=backend,
+        api_host=config.api.host,
+        api_port=port,
+        trainer_overrides=overrides,
+        verl=verl_cfg,
+        group_size=group_size,
+        max_prompt_length=max_prompt,
+        max_response_length=max_response,
+        envs=envs,
+    )

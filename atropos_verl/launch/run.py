@@ -1,0 +1,164 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""`atropos-verl run`: bring the whole system up in the order the Atropos handshake needs, keep it healthy, stop it.
+
+Order: trajectory API -> trainer (registers, polls /batch, starts verl's servers, publishes endpoints.json) ->
+one generated YAML per environment pointing at every verl replica -> environment processes. The trainer's exit ends
+the run; an environment that dies is restarted with backoff; SIGINT/SIGTERM or a fatal error stops everything in
+reverse order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from atropos_verl.launch.config import load_run_config
+from atropos_verl.launch.env_yaml import write_env_yaml
+from atropos_verl.launch.health import HealthMonitor
+from atropos_verl.launch.live_view import LiveView
+from atropos_verl.launch.model_prep import prepare_model
+from atropos_verl.launch.plan import RunPlan, make_plan
+from atropos_verl.launch.supervisor import Child, RunFailed, Supervisor
+from atropos_verl.platform.shm import ShmTracker
+from atropos_verl.trainer.endpoints import Endpoints, read_endpoints
+
+logger = logging.getLogger(__name__)
+
+
+class Interrupted(Exception):
+    pass
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    reason: str
+    run_dir: Path
+    leftovers: list[str] = field(default_factory=list)
+    removed_shm: list[str] = field(default_factory=list)
+
+
+def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def _wait_for_endpoints(plan: RunPlan, sup: Supervisor, view: LiveView, stop: list[int]) -> Endpoints:
+    """Wait until the trainer has published its servers, failing fast if it exits first."""
+    deadline = time.monotonic() + plan.config.supervision.startup_timeout
+    trainer = sup.get("trainer")
+    while time.monotonic() < deadline:
+        if stop:
+            raise Interrupted()
+        if sup.check() is not None:
+            raise RunFailed(f"trainer exited with code {trainer.exit_code} before publishing its endpoints; "
+                            f"see {trainer.log_path}")
+        if plan.endpoints_file.is_file():
+            return read_endpoints(plan.endpoints_file)
+        view.refresh()
+        time.sleep(0.5)
+    raise RunFailed(f"trainer did not publish {plan.endpoints_file} within "
+                    f"{plan.config.supervision.startup_timeout:.0f}s; see {trainer.log_path}")
+
+
+def _start_envs(plan: RunPlan, sup: Supervisor, endpoints: Endpoints) -> None:
+    for env in plan.envs:
+        yaml_path = write_env_yaml(plan.run_dir / "envs" / f"{env.name}.yaml", env.env_settings, endpoints,
+                                   env.spec.server)
+        argv = [sys.executable, "-m", "atropos_verl.launch.env_runner", env.target, "serve", "--config",
+                str(yaml_path)]
+        status = plan.run_dir / "envs" / f"{env.name}.status.json"
+        sup.start(Child(
+            name=env.name, role="env", argv=argv, log_path=plan.run_dir / "logs" / f"{env.name}.log",
+            env=_child_env({"ATROPOS_VERL_ENV_STATUS_FILE": str(status)}),
+            max_restarts=plan.config.supervision.max_restarts,
+        ))
+
+
+def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: bool,
+        live: bool | None = None) -> RunResult:
+    config_path = Path(config_path)
+    config = load_run_config(config_path)
+    model_path = prepare_model(config)
+    plan = make_plan(config, cli_overrides, has_accelerator=has_accelerator, config_dir=config_path.parent.resolve(),
+                     model_path=model_path)
+    (plan.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    plan.endpoints_file.unlink(missing_ok=True)  # a previous run's servers are gone
+    (plan.run_dir / "launch.json").write_text(json.dumps({
+        "config": str(config_path.resolve()), "api_url": plan.api_url, "backend": plan.backend,
+        "trainer_argv": plan.trainer_argv, "envs": [e.name for e in plan.envs],
+    }, indent=2))
+
+    sup = Supervisor(restart_backoff=config.supervision.restart_backoff, stop_grace=config.supervision.stop_grace,
+                     record=plan.run_dir / "processes.json")
+    shm = ShmTracker().snapshot()
+    health = HealthMonitor(plan)
+    view = LiveView(sup, health, plan, live=live)
+    stop: list[int] = []
+    previous = {sig: signal.signal(sig, lambda s, _f: stop.append(s)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    result = RunResult(exit_code=1, reason="not started", run_dir=plan.run_dir)
+    view.start()
+    try:
+        api = sup.start(Child(
+            name="api", role="api",
+            argv=[sys.executable, "-m", "atroposlib.cli.run_api", "--host", plan.api_host, "--port",
+                  str(plan.api_port)],
+            log_path=plan.run_dir / "logs" / "api.log", env=_child_env(),
+            max_restarts=config.supervision.max_restarts,
+        ))
+        health.wait_api(timeout=60, alive=lambda: api.poll() is None)
+        sup.start(Child(name="trainer", role="trainer", argv=plan.trainer_argv,
+                        log_path=plan.run_dir / "logs" / "trainer.log", env=_child_env()))
+        endpoints = _wait_for_endpoints(plan, sup, view, stop)
+        health.endpoints = endpoints
+        _start_envs(plan, sup, endpoints)
+        api_starts = len(api.sessions)
+        last_health = 0.0
+        while True:
+            if stop:
+                raise Interrupted()
+            trainer = sup.check()
+            if trainer is not None:
+                ok = trainer.exit_code == 0
+                result = RunResult(trainer.exit_code or 0, "trainer finished" if ok else
+                                   f"trainer exited with code {trainer.exit_code}; see {trainer.log_path}",
+                                   plan.run_dir)
+                break
+            if len(api.sessions) != api_starts:
+                # A restarted API has forgotten the environments (the trainer re-registers by itself).
+                api_starts = len(api.sessions)
+                health.wait_api(timeout=60, alive=lambda: api.poll() is None)
+                for child in sup.children:
+                    if child.role == "env":
+                        sup.restart(child)
+            if time.monotonic() - last_health >= config.supervision.health_interval:
+                health.check(sup)
+                shm.observe(sup.member_pids())
+                last_health = time.monotonic()
+            view.refresh()
+            time.sleep(0.5)
+    except Interrupted:
+        sig = signal.Signals(stop[0]).name
+        result = RunResult(130 if stop[0] == signal.SIGINT else 143, f"stopped by {sig}", plan.run_dir)
+    except (RunFailed, TimeoutError) as exc:
+        result = RunResult(1, str(exc), plan.run_dir)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        view.note("stopping")
+        shm.observe(sup.member_pids())
+        result.leftovers = sup.stop_all()
+        result.removed_shm = shm.cleanup()
+        plan.endpoints_file.unlink(missing_ok=True)  # the servers it names are gone
+        view.stop()
+    view.summary(result)
+    return result

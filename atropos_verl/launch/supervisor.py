@@ -1,0 +1,141 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Owns the run's child processes: starts them in order, restarts environments with backoff, stops all in reverse.
+
+Every child is started as the leader of its own session, so stopping it means signalling that session: the trainer's
+Ray daemons and vLLM engine processes go with it even when they changed process group or were re-parented. Nothing is
+ever stopped by name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from atropos_verl.launch.processes import session_members, start_process, stop_process_group, stop_session
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Child:
+    name: str
+    role: str  # "api", "trainer" or "env"
+    argv: list[str]
+    log_path: Path
+    env: dict[str, str] | None = None
+    max_restarts: int = 0
+    proc: subprocess.Popen | None = None
+    state: str = "pending"
+    restarts: int = 0
+    exit_code: int | None = None
+    next_start: float | None = None
+    sessions: list[int] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as fh:
+            fh.write(f"\n=== start {self.name} (attempt {self.restarts + 1}): {' '.join(self.argv)}\n".encode())
+        self.proc = start_process(self.argv, log_path=self.log_path, env=self.env)
+        self.sessions.append(self.proc.pid)
+        self.state = "running"
+        self.exit_code = None
+        self.next_start = None
+
+    def poll(self) -> int | None:
+        return self.proc.poll() if self.proc else None
+
+
+class RunFailed(RuntimeError):
+    """A child died for good (restart limit reached, or a child that is never restarted)."""
+
+
+class Supervisor:
+    def __init__(self, *, restart_backoff: float = 2.0, stop_grace: float = 10.0, record: Path | None = None):
+        self.children: list[Child] = []
+        self.record = record
+        self.restart_backoff = restart_backoff
+        self.stop_grace = stop_grace
+
+    def start(self, child: Child) -> Child:
+        self.children.append(child)
+        self._start(child)
+        logger.info("started %s (pid %s), log %s", child.name, child.pid, child.log_path)
+        return child
+
+    def _start(self, child: Child) -> None:
+        child.start()
+        if self.record is not None:
+            # Every process group we ever led, so anyone (tests, a person) can verify nothing outlives the run.
+            sessions = [{"name": c.name, "role": c.role, "sessions": c.sessions} for c in self.children]
+            self.record.write_text(json.dumps(sessions, indent=1))
+
+    def get(self, name: str) -> Child:
+        return next(c for c in self.children if c.name == name)
+
+    def check(self) -> Child | None:
+        """Reap exits, schedule and perform restarts. Returns the trainer once it has exited; raises RunFailed."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.state == "running" and (code := child.poll()) is not None:
+                child.exit_code = code
+                if child.role == "trainer":
+                    child.state = "exited"
+                    return child
+                # What the process left in its session (engine subprocesses, say) goes with it.
+                stop_session(child.pid, grace=self.stop_grace)
+                if child.restarts >= child.max_restarts:
+                    child.state = "failed"
+                    raise RunFailed(
+                        f"{child.name} exited with code {code} after {child.restarts} restart(s) "
+                        f"(limit {child.max_restarts}); see {child.log_path}"
+                    )
+                delay = self.restart_backoff * (2**child.restarts)
+                child.state = "restarting"
+                child.next_start = now + delay
+                logger.warning("%s exited with code %s; restarting in %.1fs", child.name, code, delay)
+            elif child.state == "restarting" and child.next_start is not None and now >= child.next_start:
+                child.restarts += 1
+                self._start(child)
+                logger.info("restarted %s (pid %s, restart %d)", child.name, child.pid, child.restarts)
+        return None
+
+    def restart(self, child: Child) -> None:
+        """Stop `child` now and start it again (used after the API restarted and forgot the environments)."""
+        self._stop(child)
+        child.restarts += 1
+        self._start(child)
+
+    def member_pids(self) -> list[int]:
+        """Every live process of every session our children ever led (for shared-memory bookkeeping)."""
+        return [p.pid for child in self.children for sid in child.sessions for p in session_members(sid)]
+
+    def stop_all(self) -> list[str]:
+        """Stop children in reverse start order; returns descriptions of anything that survived (should be none)."""
+        for child in reversed(self.children):
+            self._stop(child)
+        leftovers = []
+        for child in self.children:
+            for sid in child.sessions:
+                leftovers += [f"{child.name}: pid {p.pid} ({p.name()})" for p in session_members(sid)]
+        return leftovers
+
+    def _stop(self, child: Child) -> None:
+        if child.proc is not None and child.proc.poll() is None:
+            stop_process_group(child.proc, grace=self.stop_grace)
+        for sid in child.sessions:
+            if sid != os.getpid():
+                stop_session(sid, grace=self.stop_grace)
+        if child.state in ("running", "restarting", "pending"):
+            child.state = "stopped"
+        if child.proc is not None and child.exit_code is None:
+            child.exit_code = child.proc.poll()

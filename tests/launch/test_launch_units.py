@@ -1,0 +1,178 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Launcher pieces that need no running stack: config validation, derived settings, env YAML, envs list, supervisor,
+doctor's failure hints."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from atropos_verl.cli import app
+from atropos_verl.launch.config import ConfigError, load_run_config
+from atropos_verl.launch.doctor import run_doctor
+from atropos_verl.launch.env_yaml import write_env_yaml
+from atropos_verl.launch.envs_list import list_envs
+from atropos_verl.launch.plan import make_plan
+from atropos_verl.launch.processes import free_port, session_members
+from atropos_verl.launch.supervisor import Child, RunFailed, Supervisor
+from atropos_verl.trainer.endpoints import Endpoints, publish_endpoints
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE_CHECKOUT = ROOT / "tests" / "fixtures" / "atropos_checkout"
+
+
+def write(tmp_path: Path, doc: dict) -> Path:
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+BASE = {"run_name": "r", "model_path": "/models/m", "environments": [{"env": "addition"}]}
+
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"environments\.0\.instances"):
+        load_run_config(write(tmp_path, {**BASE, "environments": [{"env": "addition", "instances": 0}]}))
+    with pytest.raises(ConfigError, match=r"environments\.0\.settings.*group_size.*rollout\.n"):
+        load_run_config(write(tmp_path, {**BASE, "environments": [{"env": "x", "settings": {"group_size": 3}}]}))
+    with pytest.raises(ConfigError, match=r"typo_key.*Extra inputs are not permitted"):
+        load_run_config(write(tmp_path, {**BASE, "typo_key": 1}))
+    with pytest.raises(ConfigError, match="exactly one of model_path and build_model"):
+        load_run_config(write(tmp_path, {"run_name": "r", "environments": [{"env": "addition"}]}))
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_run_config(tmp_path / "missing.yaml")
+
+
+def test_backend_choice(tmp_path):
+    cfg = load_run_config(write(tmp_path, {**BASE, "output_dir": str(tmp_path)}))
+    assert make_plan(cfg, [], has_accelerator=False).backend == "vllm"
+    assert make_plan(cfg, [], has_accelerator=True).backend == "sglang"
+    sglang = load_run_config(write(tmp_path, {**BASE, "backend": "sglang", "output_dir": str(tmp_path)}))
+    with pytest.raises(ConfigError, match="sglang needs a GPU"):
+        make_plan(sglang, [], has_accelerator=False)
+
+
+def test_derived_env_settings_follow_the_trainer_config(tmp_path):
+    verl = ["actor_rollout_ref.rollout.n=8", "data.max_response_length=16"]
+    doc = {**BASE, "output_dir": str(tmp_path), "verl": verl,
+           "environments": [{"env": "addition", "instances": 2, "weight": 0.5, "max_batches_offpolicy": 2,
+                             "settings": {"eval_size": 10}}]}
+    cfg = load_run_config(write(tmp_path, doc))
+    plan = make_plan(cfg, ["actor_rollout_ref.rollout.n=6", "data.max_prompt_length=40"], has_accelerator=False)
+    assert plan.group_size == 6  # the command line wins over the YAML, as Hydra overrides do
+    assert [e.name for e in plan.envs] == ["addition-0", "addition-1"]
+    s = plan.envs[0].env_settings
+    assert s["group_size"] == 6 and s["max_token_length"] == 16 and s["tokenizer_name"] == "/models/m"
+    assert s["inference_weight"] == 0.5 and s["max_batches_offpolicy"] == 2 and s["eval_size"] == 10
+    assert s["rollout_server_url"] == plan.api_url and plan.api_url.startswith("http://127.0.0.1:")
+    assert plan.trainer_overrides[-2:] == ["actor_rollout_ref.rollout.n=6", "data.max_prompt_length=40"]
+    assert "actor_rollout_ref.rollout.name=vllm" in plan.trainer_overrides
+    assert plan.verl.data.max_prompt_length == 40
+
+
+def test_bad_verl_override_is_a_config_error(tmp_path):
+    cfg = load_run_config(write(tmp_path, {**BASE, "output_dir": str(tmp_path)}))
+    with pytest.raises(ConfigError, match="verl overrides"):
+        make_plan(cfg, ["actor_rollout_ref.no_such_key=1"], has_accelerator=False)
+
+
+def test_env_file_found_in_checkout(tmp_path):
+    doc = {**BASE, "output_dir": str(tmp_path), "atropos_checkout": str(FIXTURE_CHECKOUT),
+           "environments": [{"env": "environments/gsm8k_like_server.py"}]}
+    plan = make_plan(load_run_config(write(tmp_path, doc)), [], has_accelerator=False)
+    assert plan.envs[0].target == str(FIXTURE_CHECKOUT / "environments" / "gsm8k_like_server.py")
+    assert plan.envs[0].name == "gsm8k_like_server"
+    doc["environments"] = [{"env": "environments/nope.py"}]
+    with pytest.raises(ConfigError, match="nope.py"):
+        make_plan(load_run_config(write(tmp_path, doc)), [], has_accelerator=False)
+
+
+def test_env_yaml_one_entry_per_replica(tmp_path):
+    eps = Endpoints(addresses=["10.0.0.1:1111", "10.0.0.1:2222"], backend="vllm", served_model_name="/m",
+                    tokenizer_path="/m")
+    path = write_env_yaml(tmp_path / "e.yaml", {"group_size": 4}, eps, {"timeout": 30})
+    doc = yaml.safe_load(path.read_text())
+    assert [o["base_url"] for o in doc["openai"]] == ["http://10.0.0.1:1111/v1", "http://10.0.0.1:2222/v1"]
+    assert {o["server_type"] for o in doc["openai"]} == {"vllm"} and doc["openai"][0]["timeout"] == 30
+    assert doc["openai"][0]["model_name"] == "/m" and doc["env"]["tokenizer_name"] == "/m"
+    one = Endpoints(addresses=["h:1"], backend="sglang", served_model_name="s", tokenizer_path="/t")
+    doc = yaml.safe_load(write_env_yaml(tmp_path / "f.yaml", {}, one).read_text())
+    assert doc["openai"]["server_type"] == "sglang"
+
+
+def test_envs_list_finds_builtin_and_checkout_envs():
+    entries = {(e.name, e.source): e for e in list_envs(FIXTURE_CHECKOUT)}
+    assert entries[("addition", "builtin")].path == "token-level (ManagedServer)"
+    assert entries[("MathEnv", "checkout")].path == "token-level (ManagedServer)"
+    assert ("MathEnvWithTools", "checkout") in entries  # subclass of a subclass, same file
+    assert entries[("ChatEnv", "checkout")].path == "chat only"
+    assert ("NotAnEnv", "checkout") not in entries
+    result = CliRunner().invoke(app, ["envs", "list", "--checkout", str(FIXTURE_CHECKOUT)])
+    assert result.exit_code == 0 and "MathEnv" in result.output and "addition" in result.output
+
+
+def _sleeper(seconds: float, code: int = 0) -> list[str]:
+    return [sys.executable, "-c", f"import time, sys; time.sleep({seconds}); sys.exit({code})"]
+
+
+def test_supervisor_restarts_with_backoff_then_fails(tmp_path):
+    sup = Supervisor(restart_backoff=0.2, stop_grace=2)
+    env = sup.start(Child("env", "env", _sleeper(0.1, 3), tmp_path / "env.log", max_restarts=2))
+    deadline = time.monotonic() + 20
+    with pytest.raises(RunFailed, match=r"env exited with code 3 after 2 restart\(s\)"):
+        while time.monotonic() < deadline:
+            sup.check()
+            time.sleep(0.05)
+    assert env.restarts == 2 and len(env.sessions) == 3
+    assert (tmp_path / "env.log").read_text().count("=== start env") == 3
+    assert sup.stop_all() == []
+
+
+def test_supervisor_stops_whole_sessions_in_reverse_order(tmp_path):
+    sup = Supervisor(stop_grace=2)
+    # a child that starts a grandchild in a new process group, as Ray's daemons do
+    code = ("import subprocess, sys, time, os; "
+            "subprocess.Popen([sys.executable, '-c', 'import os, time; os.setpgrp(); time.sleep(60)']); "
+            "time.sleep(60)")
+    a = sup.start(Child("a", "api", [sys.executable, "-c", code], tmp_path / "a.log"))
+    b = sup.start(Child("b", "trainer", _sleeper(60), tmp_path / "b.log"))
+    deadline = time.monotonic() + 10
+    while len(session_members(a.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(session_members(a.pid)) == 2
+    assert sup.stop_all() == []
+    assert session_members(a.pid) == [] and session_members(b.pid) == []
+    assert a.state == b.state == "stopped"
+
+
+def test_trainer_exit_ends_the_run(tmp_path):
+    sup = Supervisor()
+    sup.start(Child("trainer", "trainer", _sleeper(0.1, 0), tmp_path / "t.log"))
+    deadline = time.monotonic() + 10
+    while (done := sup.check()) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert done is not None and done.exit_code == 0
+
+
+def test_doctor_before_a_run_and_with_the_api_down(tmp_path):
+    port = free_port()
+    doc = {**BASE, "output_dir": str(tmp_path), "api": {"port": port}}
+    cfg = load_run_config(write(tmp_path, doc))
+    checks = {c.name: c for c in run_doctor(cfg)}
+    assert checks["package verl"].ok and checks["package atroposlib"].ok and checks[f"port 127.0.0.1:{port}"].ok
+    # A run's files are there but its API is not: a failing check with a hint pointing at the API log.
+    run_dir = cfg.run_dir.resolve()
+    run_dir.mkdir(parents=True)
+    (run_dir / "launch.json").write_text(json.dumps({"api_url": f"http://127.0.0.1:{port}"}))
+    publish_endpoints(run_dir / "endpoints.json", Endpoints(["127.0.0.1:1"], "vllm", "m", "m"))
+    bad = [c for c in run_doctor(cfg) if not c.ok]
+    assert [c.name for c in bad] == ["api /status"] and "logs/api.log" in bad[0].hint
+    result = CliRunner().invoke(app, ["doctor", str(tmp_path / "run.yaml")])
+    assert result.exit_code == 1 and "FAIL" in result.output
