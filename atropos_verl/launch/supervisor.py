@@ -93,6 +93,11 @@ class Supervisor:
                     return child
                 # What the process left in its session (engine subprocesses, say) goes with it.
                 stop_session(child.pid, grace=self.stop_grace)
+                if code == 0 and child.role == "env":
+                    # Environments exit 0 once the run's total steps are queued: done, not dead.
+                    child.state = "finished"
+                    logger.info("%s finished", child.name)
+                    continue
                 if child.restarts >= child.max_restarts:
                     child.state = "failed"
                     raise RunFailed(

