@@ -70,12 +70,31 @@ class SupervisionSettings(_Strict):
     stop_grace: float = Field(10.0, gt=0, description="seconds between SIGTERM and SIGKILL at shutdown")
 
 
+class WarmStart(_Strict):
+    """A short supervised run on the addition task's TRAIN split, stopped by train-dev accuracy (not step count):
+    GRPO needs a model that is sometimes right, and this model's SFT accuracy jumps suddenly."""
+
+    target_accuracy: float = Field(0.14, gt=0, le=1)
+    seed: int = 0
+    data_seed: int = Field(0, description="must be the environment's data_seed, so held-out pairs stay unseen")
+    max_steps: int = Field(3000, ge=1)
+
+
 class ModelBuild(_Strict):
     """A model built offline on the first run and cached in the run dir (a tiny Qwen2 for CPU runs and tests)."""
 
     kind: Literal["tiny"] = "tiny"
     seed: int = 0
     size: dict[str, int] = Field(default_factory=dict, description="build_tiny_model size arguments")
+    warm_start: WarmStart | None = None
+
+
+class HeldoutReport(_Strict):
+    """At the end of a run on the addition environment: held-out exact match of the starting model and of the final
+    checkpoint (greedy, the environment's own prompt, split and scoring), a plot, and the `BEFORE -> AFTER` line."""
+
+    items: int = Field(1000, ge=1)
+    data_seed: int = 0
 
 
 class RunConfig(_Strict):
@@ -90,6 +109,7 @@ class RunConfig(_Strict):
     verl: list[str] = Field(default_factory=list, description="Hydra overrides passed to the trainer verbatim")
     ray_address: str | None = Field(None, description="join an existing Ray cluster instead of starting one")
     supervision: SupervisionSettings = Field(default_factory=SupervisionSettings)
+    report: HeldoutReport | None = None
 
     @model_validator(mode="after")
     def _one_model_source(self) -> RunConfig:

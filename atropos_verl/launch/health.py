@@ -84,6 +84,11 @@ class HealthMonitor:
         except (httpx.HTTPError, ValueError):
             return None
 
+    def first_step_seen(self) -> bool:
+        """Whether the trainer has logged its first step (cheap: a file size, checked every loop turn)."""
+        path = self.plan.run_dir / "metrics.jsonl"
+        return path.is_file() and path.stat().st_size > 0
+
     def check(self, sup: Supervisor) -> Snapshot:
         snap = Snapshot(checked_at=time.time())
         status = self._api_status()

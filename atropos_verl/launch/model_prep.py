@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from dataclasses import asdict
 
 from atropos_verl.launch.config import ModelBuild, RunConfig
 
@@ -29,8 +30,21 @@ def prepare_model(config: RunConfig) -> str:
         return str(out)
     tmp = out.with_name("model.partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    build_tiny_model(tmp, seed=spec.seed, **spec.size)
-    (tmp / stamp.name).write_text(json.dumps({"fingerprint": _fingerprint(spec), "spec": spec.model_dump()}))
+    record: dict = {"fingerprint": _fingerprint(spec), "spec": spec.model_dump()}
+    if spec.warm_start is None:
+        build_tiny_model(tmp, seed=spec.seed, **spec.size)
+    else:
+        from atropos_verl.demo.warm_start import warm_start
+
+        base = out.with_name("model.base")
+        shutil.rmtree(base, ignore_errors=True)
+        build_tiny_model(base, seed=spec.seed, **spec.size)
+        ws = spec.warm_start
+        result = warm_start(base, tmp, seed=ws.seed, data_seed=ws.data_seed, target_accuracy=ws.target_accuracy,
+                            max_steps=ws.max_steps)
+        shutil.rmtree(base, ignore_errors=True)
+        record["warm_start"] = asdict(result)
+    (tmp / stamp.name).write_text(json.dumps(record, default=str))
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return str(out)

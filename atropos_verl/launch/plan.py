@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from atropos_verl.launch.config import ConfigError, EnvironmentSpec, RunConfig
+from atropos_verl.launch.heldout_report import HF_CHECKPOINT_OVERRIDE
 from atropos_verl.launch.processes import free_port, port_is_free
 
 
@@ -89,6 +90,14 @@ def _resolve_env_target(spec: EnvironmentSpec, checkout: Path | None, base_dir: 
     raise ConfigError(f"environments: file '{spec.env}' not found under atropos_checkout={checkout} or {base_dir}")
 
 
+def _fill(value: Any, **fields: Any) -> Any:
+    """`{run_dir}` and `{env}` in string settings become this run's dir and the env process name."""
+    if isinstance(value, str):
+        for key, sub in fields.items():
+            value = value.replace("{" + key + "}", str(sub))
+    return value
+
+
 def make_plan(
     config: RunConfig,
     cli_overrides: list[str],
@@ -119,6 +128,8 @@ def make_plan(
     if backend == "sglang":
         # Atropos' sglang server type health-checks and chats through the OpenAI routes, which need a tokenizer.
         ours.append("actor_rollout_ref.rollout.skip_tokenizer_init=False")
+    if config.report is not None:
+        ours.append(HF_CHECKPOINT_OVERRIDE)
     if config.ray_address:
         ours.append(f"++ray_kwargs.ray_init.address={config.ray_address}")
     overrides = [*ours, *config.verl, *cli_overrides]
@@ -138,7 +149,7 @@ def make_plan(
             settings: dict[str, Any] = {
                 "use_wandb": False,
                 "total_steps": -1,  # follow the trainer's num_steps from the registration
-                **spec.settings,
+                **{k: _fill(v, run_dir=run_dir, env=name) for k, v in spec.settings.items()},
                 "group_size": group_size,
                 # Environments pass this as max_tokens: it must keep a completion within the trainer's response cap.
                 "max_token_length": max_response,

@@ -19,9 +19,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from atropos_verl.launch.config import load_run_config
 from atropos_verl.launch.env_yaml import write_env_yaml
 from atropos_verl.launch.health import HealthMonitor
+from atropos_verl.launch.heldout_report import heldout_report
 from atropos_verl.launch.live_view import LiveView
 from atropos_verl.launch.model_prep import prepare_model
 from atropos_verl.launch.plan import RunPlan, make_plan
@@ -43,6 +46,7 @@ class RunResult:
     run_dir: Path
     leftovers: list[str] = field(default_factory=list)
     removed_shm: list[str] = field(default_factory=list)
+    report_line: str | None = None
 
 
 def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -86,9 +90,11 @@ def _start_envs(plan: RunPlan, sup: Supervisor, endpoints: Endpoints) -> None:
 
 def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: bool,
         live: bool | None = None) -> RunResult:
+    started = psutil.Process().create_time()  # the command's start, imports included
     config_path = Path(config_path)
     config = load_run_config(config_path)
     model_path = prepare_model(config)
+    timings = {"model_ready_s": time.time() - started}
     plan = make_plan(config, cli_overrides, has_accelerator=has_accelerator, config_dir=config_path.parent.resolve(),
                      model_path=model_path)
     (plan.run_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -126,6 +132,8 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
         while True:
             if stop:
                 raise Interrupted()
+            if "first_step_s" not in timings and health.first_step_seen():
+                timings["first_step_s"] = time.time() - started
             trainer = sup.check()
             if trainer is not None:
                 ok = trainer.exit_code == 0
@@ -160,5 +168,9 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
         result.removed_shm = shm.cleanup()
         plan.endpoints_file.unlink(missing_ok=True)  # the servers it names are gone
         view.stop()
+    timings["total_s"] = time.time() - started
     view.summary(result)
+    if config.report is not None and result.exit_code == 0:
+        result.report_line = heldout_report(config, plan.run_dir, model_path, timings)
+        print(result.report_line, flush=True)
     return result
