@@ -188,3 +188,24 @@ def test_doctor_before_a_run_and_with_the_api_down(tmp_path):
     assert [c.name for c in bad] == ["api /status"] and "logs/api.log" in bad[0].hint
     result = CliRunner().invoke(app, ["doctor", str(tmp_path / "run.yaml")])
     assert result.exit_code == 1 and "FAIL" in result.output
+
+
+def test_report_runs_save_hf_weights_and_settings_name_the_run_dir(tmp_path):
+    doc = {**BASE, "output_dir": str(tmp_path), "report": {"items": 50},
+           "environments": [{"env": "addition", "settings": {"eval_metrics_path": "{run_dir}/e-{env}.jsonl"}}]}
+    plan = make_plan(load_run_config(write(tmp_path, doc)), [], has_accelerator=False)
+    assert any(o.startswith("actor_rollout_ref.actor.checkpoint.save_contents=") and "hf_model" in o
+               for o in plan.trainer_overrides)
+    assert plan.envs[0].env_settings["eval_metrics_path"] == f"{plan.run_dir}/e-addition.jsonl"
+
+
+def test_final_hf_checkpoint_is_the_last_with_weights(tmp_path):
+    from atropos_verl.launch.heldout_report import final_hf_checkpoint
+
+    assert final_hf_checkpoint(tmp_path) is None
+    for step, weights in ((5, True), (20, True), (30, False)):
+        hf = tmp_path / "checkpoints" / f"global_step_{step}" / "actor" / "huggingface"
+        hf.mkdir(parents=True)
+        if weights:
+            (hf / "model.safetensors").write_bytes(b"x")
+    assert final_hf_checkpoint(tmp_path) == tmp_path / "checkpoints" / "global_step_20" / "actor" / "huggingface"
