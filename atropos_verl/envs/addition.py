@@ -35,6 +35,9 @@ class AdditionEnvConfig(BaseEnvConfig):
 
     data_seed: int = Field(default=0, description="Seed of the shuffle that splits the pairs into train/held-out")
     num_heldout: int = Field(default=1000, ge=1, lt=len(OPERAND_RANGE) ** 2, description="Pairs never trained on")
+    order_seed: int | None = Field(
+        default=None, description="Seed of the training-pair order (None: data_seed + 1); vary it for seed-noise runs"
+    )
     eval_size: int = Field(default=200, ge=1, description="Held-out pairs scored by evaluate() (the first N)")
     max_new_tokens: int = Field(default=5, ge=1, description="Generation budget; the answer and <|im_end|> fit in 4")
     temperature: float = Field(default=1.0, ge=0.0, description="Sampling temperature of training rollouts")
@@ -102,7 +105,8 @@ class AdditionEnv(BaseEnv):
 
     async def setup(self) -> None:
         self.train, self.held_out = make_split(self.config.data_seed, self.config.num_heldout)
-        self.order = random.Random(self.config.data_seed + 1)
+        seed = self.config.data_seed + 1 if self.config.order_seed is None else self.config.order_seed
+        self.order = random.Random(seed)
         self.order.shuffle(self.train)
         self.cursor = 0
         logger.info("addition: %d train pairs, %d held out", len(self.train), len(self.held_out))

@@ -55,6 +55,14 @@ def atropos_problems(config: DictConfig) -> list[str]:
             f"a step has data.train_batch_size x rollout.n = {prompts * n} sequences, not divisible by the "
             f"{n_gpus} data-parallel ranks (trainer.n_gpus_per_node x trainer.nnodes)"
         )
+    micro = _get(config, f"{arr}.actor.ppo_micro_batch_size_per_gpu")
+    if micro and mini > 0 and n_gpus > 0 and not _get(config, f"{arr}.actor.use_dynamic_bsz", False):
+        per_rank = mini * n // n_gpus
+        if per_rank % int(micro):
+            problems.append(
+                f"a PPO mini-batch holds {per_rank} sequences per rank (ppo_mini_batch_size x rollout.n / ranks), "
+                f"not a multiple of {arr}.actor.ppo_micro_batch_size_per_gpu={micro}"
+            )
     if _get(config, "trainer.use_v1", False):
         problems.append(
             "trainer.use_v1=true: the Atropos trainer extends verl's RayPPOTrainer; set trainer.use_v1=false"

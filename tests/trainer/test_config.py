@@ -75,15 +75,19 @@ def test_lora_example_overrides_compose_unchanged():
     assert cfg.atropos.api_url.startswith("http")
 
 
-def test_lora_example_validates_except_in_trainer_validation():
-    # The example validates in the environments (test_freq=5); that is the one thing an Atropos run must turn off.
+def test_lora_example_validates_except_in_trainer_validation_and_micro_batches():
+    # Validation runs in the environments (the example's test_freq=5 must go). Its micro batch of 40 does not divide
+    # a per-rank mini-batch of 16 x 5 / 8 = 10 sequences, which verl 0.9.1's engine asserts on at the first update
+    # (verl/workers/engine/utils.py prepare_micro_batches): reported up front instead.
     cfg = compose_trainer(LORA_EXAMPLE)
     assert atropos_problems(cfg) == [
+        "a PPO mini-batch holds 10 sequences per rank (ppo_mini_batch_size x rollout.n / ranks), not a multiple "
+        "of actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=40",
         "trainer.test_freq>0 / trainer.val_before_train=true: validation runs in the environments "
-        "(their steps_per_eval); set trainer.test_freq=-1 trainer.val_before_train=false"
+        "(their steps_per_eval); set trainer.test_freq=-1 trainer.val_before_train=false",
     ]
-    cfg = compose_trainer(LORA_EXAMPLE + ["trainer.test_freq=-1"])
-    check_config(cfg, use_reference_policy=True)
+    fixed = ["trainer.test_freq=-1", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=10"]
+    check_config(compose_trainer(LORA_EXAMPLE + fixed), use_reference_policy=True)
 
 
 @pytest.mark.parametrize(
@@ -101,10 +105,16 @@ def test_lora_example_validates_except_in_trainer_validation():
         ("atropos.on_drain_timeout=ignore", "on_drain_timeout"),
         ("actor_rollout_ref.rollout.name=hf", "HTTP server"),
         ("trainer.n_gpus_per_node=3", "not divisible by the 3 data-parallel ranks"),
+        (
+            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+            "10 sequences per rank (ppo_mini_batch_size x rollout.n / ranks), not a multiple of "
+            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+        ),
     ],
 )
 def test_inconsistent_configs_name_the_key(override, needle):
-    cfg = compose_trainer(LORA_EXAMPLE + ["trainer.test_freq=-1", override])
+    fixed = ["trainer.test_freq=-1", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=10"]
+    cfg = compose_trainer(LORA_EXAMPLE + fixed + [override])
     with pytest.raises(ConfigError) as err:
         check_config(cfg, use_reference_policy=True)
     assert needle in str(err.value)
@@ -121,7 +131,12 @@ def test_every_problem_is_reported_at_once():
 def test_verl_validation_errors_are_reported_as_config_errors():
     # Setting both the deprecated and the per-GPU micro batch is caught by verl's own validate_config.
     cfg = compose_trainer(
-        LORA_EXAMPLE + ["trainer.test_freq=-1", "actor_rollout_ref.rollout.log_prob_micro_batch_size=8"]
+        LORA_EXAMPLE
+        + [
+            "trainer.test_freq=-1",
+            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=10",
+            "actor_rollout_ref.rollout.log_prob_micro_batch_size=8",
+        ]
     )
     with pytest.raises(ConfigError, match="validate_config"):
         check_config(cfg, use_reference_policy=True)
