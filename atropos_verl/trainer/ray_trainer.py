@@ -263,6 +263,9 @@ class AtroposRayTrainer(RayPPOTrainer):
                 wandb_group=str(self.atropos.wandb_group),
             )
         )
+        reg = self.client.registration
+        print(f"registered with the Atropos API at {self.client.url} at step {start} "
+              f"(batch_size={reg.batch_size} sequences, max_token_len={reg.max_token_len})", flush=True)
         api_step = int(self.client.status().get("current_step", start))
         if api_step != start:
             logger.warning(

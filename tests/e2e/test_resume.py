@@ -34,7 +34,9 @@ def test_killed_run_resumes_at_its_checkpoint(tmp_path):
     resumed_file = work / "run" / f"metrics.resumed-{k}.jsonl"
     resumed = {int(r["step"]): r["data"] for r in map(json.loads, resumed_file.read_text().splitlines())}
     assert sorted(resumed) == [k + 1, k + 2]
-    # The fresh API starts counting at the registered starting_step k, so it ends where the trainer ends.
+    # The rerun registered the fresh API at starting_step=k. The API then counts every batch it cuts, and it may cut
+    # one more than the trainer consumes when the environment queued ahead, so its step is never below the trainer's.
+    assert f"at step {k} (batch_size=" in (work / "trainer.log").read_text(errors="replace"), second.log()
     assert resumed[k + 1]["atropos/api_step"] >= k + 1
-    assert resumed[k + 2]["atropos/api_step"] == k + 2
-    assert second.api_status["current_step"] == k + 2
+    assert resumed[k + 2]["atropos/api_step"] >= k + 2
+    assert k + 2 <= second.api_status["current_step"] <= k + 3

@@ -67,11 +67,19 @@ def test_v2_workers_see_a_cpu_accelerator_id_and_the_plugin(cluster):
     assert "get_accelerator_ids()[get_resource_name()][0]" in inspect.getsource(vllm_async_server.vLLMReplica)
 
 
+def _still_running(pid: int, created: float) -> bool:
+    """The recorded process is still there and has not exited (an exited child not yet reaped is a zombie)."""
+    try:
+        p = psutil.Process(pid)
+        return p.create_time() == created and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_shutdown_stops_everything(cluster):
     """Runs last in this module: the fixture's own teardown then has nothing left to do."""
     pids = cluster.record_processes()
     assert set(cluster.roots) <= set(pids) and len(pids) > len(cluster.roots)  # Ray daemons and their workers
     cluster.shutdown()
-    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).create_time() == pids[p]]
-    assert not alive
+    assert not [pid for pid, created in pids.items() if _still_running(pid, created)]
     assert not cluster.temp_dir.exists() and not cluster.descendants()
