@@ -110,7 +110,10 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
     health = HealthMonitor(plan)
     view = LiveView(sup, health, plan, live=live)
     stop: list[int] = []
-    previous = {sig: signal.signal(sig, lambda s, _f: stop.append(s)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP too: a closed terminal or SSH session must stop the run cleanly, not orphan its process groups.
+    previous = {
+        sig: signal.signal(sig, lambda s, _f: stop.append(s)) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
     result = RunResult(exit_code=1, reason="not started", run_dir=plan.run_dir)
     view.start()
     try:
@@ -127,6 +130,7 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
         endpoints = _wait_for_endpoints(plan, sup, view, stop)
         health.endpoints = endpoints
         _start_envs(plan, sup, endpoints)
+        view.note("running")
         api_starts = len(api.sessions)
         last_health = 0.0
         while True:
@@ -156,7 +160,7 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
             time.sleep(0.5)
     except Interrupted:
         sig = signal.Signals(stop[0]).name
-        result = RunResult(130 if stop[0] == signal.SIGINT else 143, f"stopped by {sig}", plan.run_dir)
+        result = RunResult(128 + stop[0], f"stopped by {sig}", plan.run_dir)
     except (RunFailed, TimeoutError) as exc:
         result = RunResult(1, str(exc), plan.run_dir)
     finally:
