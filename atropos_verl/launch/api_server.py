@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
-
-from atropos_verl.launch.processes import free_port, start_process, stop_process_group
+from atropos_verl.launch.processes import free_port, start_process, stop_process_group, wait_http_ok
 
 
 class AtroposAPIProcess:
@@ -34,17 +31,7 @@ class AtroposAPIProcess:
         return self
 
     def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"Atropos API exited with code {self.proc.returncode}; see {self.log_path}")
-            try:
-                if httpx.get(f"{self.url}/status", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"Atropos API at {self.url} not ready after {timeout:.0f}s; see {self.log_path}")
+        wait_http_ok(f"{self.url}/status", proc=self.proc, timeout=timeout, what="Atropos API", log_path=self.log_path)
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -34,6 +34,31 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
+def wait_http_ok(
+    url: str,
+    *,
+    proc: subprocess.Popen | None,
+    timeout: float,
+    what: str,
+    log_path: Path | None = None,
+    interval: float = 0.2,
+) -> None:
+    """Poll `url` until it answers 200; fail early (RuntimeError) if `proc` exits, TimeoutError after `timeout` s."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode}; see {log_path}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(interval)
+    raise TimeoutError(f"{what} at {url} not ready after {timeout:.0f}s; see {log_path}")
+
+
 def start_process(
     argv: Sequence[str],
     *,

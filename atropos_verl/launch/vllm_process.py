@@ -12,13 +12,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
-
-from atropos_verl.launch.processes import free_port, start_process, stop_process_group
+from atropos_verl.launch.processes import free_port, start_process, stop_process_group, wait_http_ok
 
 
 class VLLMServerProcess:
@@ -101,17 +98,8 @@ class VLLMServerProcess:
         return self
 
     def wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"vLLM exited with code {self.proc.returncode}; see {self.log_path}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"vLLM at {self.url} not healthy after {timeout:.0f}s; see {self.log_path}")
+        wait_http_ok(f"{self.url}/health", proc=self.proc, timeout=timeout, what="vLLM", log_path=self.log_path,
+                     interval=0.5)
 
     def stop(self) -> None:
         if self.proc is not None:
