@@ -61,13 +61,16 @@ def update_weights(checkpoint_manager, global_steps: int | None = None, *, timeo
     )
 
 
+ACTORS_HINT = "Check that the vLLM server actors are alive (ray list actors) and their logs."
+
+
 def sleep_replicas(checkpoint_manager, *, timeout_s: float = 120.0) -> Any:
     """Pause the replicas (before training on the collected batch) with a deadline."""
     return call_with_timeout(
         checkpoint_manager.sleep_replicas,
         timeout_s=timeout_s,
         what="sleep_replicas",
-        hint="Check that the vLLM server actors are alive (ray list actors) and their logs.",
+        hint=ACTORS_HINT,
     )
 
 
@@ -77,5 +80,5 @@ def wake_up_replicas(checkpoint_manager, *, timeout_s: float = 120.0) -> Any:
         checkpoint_manager.wake_up_replicas,
         timeout_s=timeout_s,
         what="wake_up_replicas",
-        hint="Check that the vLLM server actors are alive (ray list actors) and their logs.",
+        hint=ACTORS_HINT,
     )
