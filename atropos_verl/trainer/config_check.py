@@ -92,11 +92,6 @@ def atropos_problems(config: DictConfig) -> list[str]:
             problems.append(f"atropos.{key}={value}: must be a positive number of seconds")
     if _get(config, "atropos.on_drain_timeout") not in ("abort", "fail"):
         problems.append("atropos.on_drain_timeout must be 'abort' or 'fail'")
-    if _get(config, "algorithm.rollout_correction.bypass_mode", False):
-        problems.append(
-            "algorithm.rollout_correction.bypass_mode=true is not supported: the trainer recomputes old log-probs "
-            "and corrects against the envs' inference_logprobs (decoupled mode)"
-        )
     return problems
 
 

@@ -18,6 +18,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from .config_check import check_config
+from .old_log_probs import route_bypass_loss
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def prepare_config(config: DictConfig, user_overrides: list[str] | None = None) 
 
         apply_cpu_defaults(config, user_overrides if user_overrides is not None else _user_overrides())
     OmegaConf.resolve(config)
+    route_bypass_loss(config)
     from verl.trainer.ppo.utils import need_reference_policy
 
     check_config(config, use_reference_policy=need_reference_policy(config))

@@ -7,7 +7,7 @@ step; Atropos environments generate against those servers over HTTP and post sco
 
     restore checkpoint -> wake engines -> register at the restored step -> publish endpoints.json
     every step: poll /batch (envs generate meanwhile) -> convert + quarantine rejects -> drain + sleep engines ->
-    old log-probs -> ref log-probs -> GRPO advantages (+ env overrides) -> rollout correction -> actor update ->
+    old log-probs (or the envs' own, bypass mode) -> ref log-probs -> GRPO advantages (+ env overrides) -> rollout correction -> actor update ->
     checkpoint -> update_weights (wakes engines) -> resume generation
 
 Everything model-related is verl's own code (`_compute_old_log_prob`, `_compute_ref_log_prob`, `_update_actor`,
@@ -40,6 +40,7 @@ from .drain import RolloutDrain, install_draining_replicas
 from .endpoints import Endpoints, publish_endpoints
 from .metrics import group_metrics, temperature_metrics, time_split
 from .progress import StepProgress
+from .old_log_probs import bypass_enabled, take_rollout_log_probs
 from .quarantine import QuarantineFile
 from .step_state import AtroposStepState
 from .temperature import ItemTemperatureProto, check_engine_supports
@@ -58,6 +59,7 @@ class AtroposRayTrainer(RayPPOTrainer):
         self.atropos = self.config.atropos
         self.run_dir = Path(self.atropos.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.bypass = bypass_enabled(self.config)
         self.client = client or AtroposClient(self.atropos.api_url)
         self.quarantine = QuarantineFile(self.atropos.quarantine_file)
         self.group_size = int(self.config.actor_rollout_ref.rollout.n)
@@ -190,7 +192,6 @@ class AtroposRayTrainer(RayPPOTrainer):
     def _train_on(self, batch: DataProto, metrics: dict[str, float], timing_raw: dict[str, float]) -> None:
         """verl's PPO dataflow on one Atropos batch (engines are asleep while this runs)."""
         cfg = self.config
-        actor_cfg = cfg.actor_rollout_ref.actor
         check_engine_supports(batch, use_fused_kernels=bool(cfg.actor_rollout_ref.model.get("use_fused_kernels")))
         if cfg.trainer.balance_batch:
             self._balance_batch(batch, metrics=metrics)
@@ -198,20 +199,11 @@ class AtroposRayTrainer(RayPPOTrainer):
         batch.meta_info["images_seqlens"] = []
 
         with marked_timer("old_log_prob", timing_raw, color="blue"):
-            old_log_prob, mfu = self._compute_old_log_prob(batch)
-            entropy = agg_loss(
-                loss_mat=old_log_prob.batch["entropys"],
-                loss_mask=batch.batch["response_mask"],
-                loss_agg_mode=actor_cfg.loss_agg_mode,
-                loss_scale_factor=actor_cfg.get("loss_scale_factor"),
-            )
-            metrics.update({"actor/entropy": entropy.detach().item(), "perf/mfu/actor_infer": mfu})
-            old_log_prob.batch.pop("entropys")
-            batch = batch.union(old_log_prob)
-            if "rollout_log_probs" in batch.batch.keys():
-                from verl.utils.debug.metrics import calculate_debug_metrics
-
-                metrics.update(calculate_debug_metrics(batch))
+            bypassed = self.bypass and take_rollout_log_probs(batch)
+            if self.bypass:
+                metrics["atropos/old_log_probs_recomputed"] = float(not bypassed)
+            if not bypassed:
+                batch = self._recompute_old_log_probs(batch, metrics)
 
         if self.use_reference_policy:
             with marked_timer("ref", timing_raw, color="olive"):
@@ -225,7 +217,7 @@ class AtroposRayTrainer(RayPPOTrainer):
                 metrics.update(kl_metrics)
             else:
                 batch.batch["token_level_rewards"] = batch.batch["token_level_scores"]
-            if self.atropos.rollout_correction and "rollout_log_probs" in batch.batch.keys():
+            if self.atropos.rollout_correction and not self.bypass and "rollout_log_probs" in batch.batch.keys():
                 from verl.trainer.ppo.rollout_corr_helper import compute_rollout_correction_and_add_to_batch
 
                 batch, corr_metrics = compute_rollout_correction_and_add_to_batch(
@@ -244,6 +236,25 @@ class AtroposRayTrainer(RayPPOTrainer):
         real = batch.select_idxs(torch.nonzero(~batch.batch[PADDING]).squeeze(-1))
         metrics.update(compute_data_metrics(batch=real, use_critic=False))
         metrics.update(compute_timing_metrics(batch=real, timing_raw=timing_raw))
+
+    def _recompute_old_log_probs(self, batch: DataProto, metrics: dict[str, float]) -> DataProto:
+        """verl's old-log-prob pass (the proximal anchor of decoupled mode), with its entropy and debug metrics."""
+        actor_cfg = self.config.actor_rollout_ref.actor
+        old_log_prob, mfu = self._compute_old_log_prob(batch)
+        entropy = agg_loss(
+            loss_mat=old_log_prob.batch["entropys"],
+            loss_mask=batch.batch["response_mask"],
+            loss_agg_mode=actor_cfg.loss_agg_mode,
+            loss_scale_factor=actor_cfg.get("loss_scale_factor"),
+        )
+        metrics.update({"actor/entropy": entropy.detach().item(), "perf/mfu/actor_infer": mfu})
+        old_log_prob.batch.pop("entropys")
+        batch = batch.union(old_log_prob)
+        if "rollout_log_probs" in batch.batch.keys():
+            from verl.utils.debug.metrics import calculate_debug_metrics
+
+            metrics.update(calculate_debug_metrics(batch))
+        return batch
 
     # -- the loop -------------------------------------------------------------------------------------------------
     def _register(self) -> None:

@@ -140,3 +140,33 @@ def test_verl_validation_errors_are_reported_as_config_errors():
     )
     with pytest.raises(ConfigError, match="validate_config"):
         check_config(cfg, use_reference_policy=True)
+
+
+def test_bypass_mode_reaches_the_actor_workers_config():
+    # Workers are built from the dataclass of `actor_rollout_ref.actor`; the bypass loss must be in it at that point.
+    from verl.trainer.ppo.core_algos import get_policy_loss_fn
+    from verl.utils.config import omega_conf_to_dataclass
+
+    from atropos_verl.trainer.old_log_probs import route_bypass_loss
+
+    config = compose_trainer(
+        [
+            "algorithm.rollout_correction.bypass_mode=true",
+            "algorithm.rollout_correction.loss_type=reinforce",
+            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+        ]
+    )
+    assert not [p for p in atropos_problems(config) if "bypass" in p]
+    route_bypass_loss(config)
+    actor = omega_conf_to_dataclass(config.actor_rollout_ref.actor)
+    assert actor.policy_loss.loss_mode == "bypass_mode"
+    assert actor.policy_loss.rollout_correction.get("loss_type") == "reinforce"
+    assert get_policy_loss_fn(actor.policy_loss.loss_mode).__name__ == "compute_policy_loss_bypass_mode"
+
+
+def test_decoupled_mode_keeps_the_configured_loss():
+    from atropos_verl.trainer.old_log_probs import route_bypass_loss
+
+    config = compose_trainer(["actor_rollout_ref.actor.policy_loss.loss_mode=gspo"])
+    route_bypass_loss(config)
+    assert config.actor_rollout_ref.actor.policy_loss.loss_mode == "gspo"
