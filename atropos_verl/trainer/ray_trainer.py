@@ -7,7 +7,8 @@ step; Atropos environments generate against those servers over HTTP and post sco
 
     restore checkpoint -> wake engines -> register at the restored step -> publish endpoints.json
     every step: poll /batch (envs generate meanwhile) -> convert + quarantine rejects -> drain + sleep engines ->
-    old log-probs (or the envs' own, bypass mode) -> ref log-probs -> GRPO advantages (+ env overrides) -> rollout correction -> actor update ->
+    old log-probs (or the envs' own in bypass mode) -> ref log-probs -> GRPO advantages (+ env overrides) ->
+    rollout correction -> actor update ->
     checkpoint -> update_weights (wakes engines) -> resume generation
 
 Everything model-related is verl's own code (`_compute_old_log_prob`, `_compute_ref_log_prob`, `_update_actor`,
@@ -39,8 +40,8 @@ from .batch import AllGroupsRejected, groups_to_dataproto
 from .drain import RolloutDrain, install_draining_replicas
 from .endpoints import Endpoints, publish_endpoints
 from .metrics import group_metrics, temperature_metrics, time_split
-from .progress import StepProgress
 from .old_log_probs import bypass_enabled, take_rollout_log_probs
+from .progress import StepProgress
 from .quarantine import QuarantineFile
 from .step_state import AtroposStepState
 from .temperature import ItemTemperatureProto, check_engine_supports

@@ -39,4 +39,8 @@ def test_demo_improves_heldout_accuracy(tmp_path):
     assert 0.0 < result["before"] < 0.3, "the warm start must leave a weak but non-zero model"
     assert result["gain"] >= MIN_GAIN, result
     assert (run_dir / "heldout_accuracy.png").stat().st_size > 10_000
-    assert (run_dir / "metrics.jsonl").is_file() and (run_dir / "eval_metrics.jsonl").is_file()
+    assert (run_dir / "eval_metrics.jsonl").is_file()
+    # The demo runs verl's bypass mode: every batch took its old log-probs from the envs' inference_logprobs.
+    steps = [json.loads(line)["data"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(steps) == STEPS
+    assert all(m["atropos/old_log_probs_recomputed"] == 0 and m["timing_s/old_log_prob"] < 0.05 for m in steps)

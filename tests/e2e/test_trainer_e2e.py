@@ -78,7 +78,7 @@ def test_api_and_trainer_agree_on_the_step(run):
     # It never falls behind, never goes backwards, and does not move once the trainer has stopped polling.
     steps = by_step(run)
     api_steps = [steps[s]["atropos/api_step"] for s in (1, 2, 3)]
-    assert all(api >= s for api, s in zip(api_steps, (1, 2, 3))), api_steps
+    assert all(api >= s for api, s in zip(api_steps, (1, 2, 3), strict=True)), api_steps
     assert api_steps == sorted(api_steps), api_steps
     assert run.api_status["current_step"] == api_steps[-1]
 
