@@ -49,8 +49,6 @@ DEFAULTS: dict[str, Any] = {
     "actor_rollout_ref.rollout.tensor_model_parallel_size": 1,
     # The default 2048 MB bucket becomes a 2 GiB /dev/shm segment per sync on the shared-memory path.
     "actor_rollout_ref.rollout.checkpoint_engine.update_weights_bucket_megabytes": 64,
-    # Each agent-loop worker is a Ray actor holding a tokenizer; 8 (verl's default) is too many for small boxes.
-    "actor_rollout_ref.rollout.agent.num_workers": 1,
     # flash_attention_2 (verl/workers/config/model.py:185) does not exist on CPU.
     "actor_rollout_ref.model.override_config.attn_implementation": "sdpa",
     # Same results, but the packed path triggers a long compile warm-up on CPU.

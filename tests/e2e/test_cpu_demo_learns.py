@@ -17,10 +17,10 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 150
-# Held-out gain after 150 steps: +12.6 and +14.1 points on two training-order seeds (+8.2 after 100 steps); a
-# 1,000-item greedy evaluation carries ~1.3 points of binomial noise. Five points is well above the noise and well
-# below the measured gains.
-MIN_GAIN = 0.05
+# Held-out gain after 150 steps over three training-order seeds: +16.6, +14.0, +14.6 points (mean +15.1, stdev 1.4;
+# `benchmarks/bench_cpu_demo.py --order-seeds 1 2 3`). A 1,000-item greedy evaluation carries ~1.5 points of binomial
+# noise. Eight points is more than 4 stdev below the mean gain and 5 evaluation-noise widths above zero.
+MIN_GAIN = 0.08
 
 
 def test_demo_improves_heldout_accuracy(tmp_path):
