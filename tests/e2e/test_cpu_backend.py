@@ -117,6 +117,29 @@ def test_plugin_active_in_every_process(run):
     assert importlib.metadata.version("vllm") == "0.30.0+cpu"
 
 
+def test_weight_sync_socket_is_scoped_to_this_cluster(run):
+    """Both ends of the colocated weight sync use the job id scoped by this cluster's node id (sync_socket.py).
+
+    The GRPO test below proves the two ends still meet; this one proves the path no longer depends on the Ray job
+    id alone, which is `01000000` in every freshly started cluster.
+    """
+    import ray
+
+    def sender_handle(worker_dict):
+        workers = getattr(worker_dict, "worker_dict", {"self": worker_dict}).values()
+        return next(w for w in workers if hasattr(w, "rollout")).rollout.zmq_handle
+
+    def server_job_env(_self):
+        return os.environ["VERL_RAY_JOB_ID"]
+
+    context = ray.get_runtime_context()
+    scoped = f"{context.get_job_id()}-{context.get_node_id()[:12]}"
+    server = run.trainer.llm_server_manager.get_replicas()[0].servers[0]
+    assert ray.get(server.__ray_call__.remote(server_job_env)) == scoped
+    handle = ray.get(run.trainer.actor_rollout_wg.workers[0].__ray_call__.remote(sender_handle))
+    assert handle == f"ipc:///tmp/rl-colocate-zmq-{scoped}-replica-0-rank-0.sock"
+
+
 def test_replicas_are_paused_until_weight_sync(run):
     """After init_workers the replicas are asleep: health answers, generation waits for update_weights()."""
     assert httpx.get(f"{run.base}/health", timeout=HTTP_TIMEOUT).status_code == 200

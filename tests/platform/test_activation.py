@@ -42,14 +42,17 @@ def test_inert_when_not_cpu_platform(env, prelude):
     out = run_python(
         prelude + "import importlib.metadata as md, verl, atropos_verl.platform as p\n"
         "from atropos_verl.platform import _hooks\n"
+        "from atropos_verl import sync_socket as s\n"
         "from verl.plugin.platform.platform_manager import PlatformRegistry\n"
         "import ray.runtime_context as rc\n"
         "try:\n    v = md.version('vllm')\nexcept md.PackageNotFoundError:\n    v = None\n"
-        "print(p.is_active(), v, _hooks.pending_modules(), hasattr(rc.RuntimeContext.get_accelerator_ids,"
+        "cpu_hooks = tuple(m for m in _hooks.pending_modules() if m not in (s.SENDER_MODULE, s.SERVER_MODULE))\n"
+        "print(p.is_active(), v, cpu_hooks, hasattr(rc.RuntimeContext.get_accelerator_ids,"
         " '__atropos_verl_cpu__'), 'cpu' in PlatformRegistry.registered_names())",
         env=env,
     )
-    # The class is registered (verl probes it last), but no patch is installed.
+    # The class is registered (verl probes it last), but no CPU patch is installed (the sync-socket plugin applies on
+    # every platform).
     assert out == "False None () False True"
 
 
