@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from types import ModuleType
 
 from atropos_verl.platform._hooks import when_imported
@@ -52,40 +53,36 @@ def _class(module: ModuleType, name: str) -> type | None:
     return cls
 
 
-def _patch_sender(module: ModuleType) -> None:
-    cls = _class(module, "ServerAdapter")
+def _wrap_init(module: ModuleType, name: str, after: Callable[[object], None]) -> None:
+    """Run `after(instance)` at the end of `module.name.__init__` (once, however often the hook fires)."""
+    cls = _class(module, name)
     if cls is None or getattr(cls.__init__, "_atropos_scoped", False):
         return
     original = cls.__init__
 
     def __init__(self, *args, **kwargs):
         original(self, *args, **kwargs)
-        import ray
-
-        self.zmq_handle = scope_handle(self.zmq_handle, ray.get_runtime_context().get_job_id(), cluster_scoped_job_id())
+        after(self)
 
     __init__._atropos_scoped = True
     cls.__init__ = __init__
 
 
-def _patch_server(module: ModuleType) -> None:
-    cls = _class(module, "vLLMHttpServer")
-    if cls is None or getattr(cls.__init__, "_atropos_scoped", False):
-        return
-    original = cls.__init__
+def _scope_sender(rollout) -> None:
+    import ray
 
-    def __init__(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        # Read by the vLLM worker processes this actor starts later (launch_server).
-        os.environ[JOB_ENV] = cluster_scoped_job_id()
+    job_id = ray.get_runtime_context().get_job_id()
+    rollout.zmq_handle = scope_handle(rollout.zmq_handle, job_id, cluster_scoped_job_id())
 
-    __init__._atropos_scoped = True
-    cls.__init__ = __init__
+
+def _export_scoped_job_id(_server) -> None:
+    # Read by the vLLM worker processes this actor starts later (launch_server).
+    os.environ[JOB_ENV] = cluster_scoped_job_id()
 
 
 def install() -> None:
-    when_imported(SENDER_MODULE, _patch_sender)
-    when_imported(SERVER_MODULE, _patch_server)
+    when_imported(SENDER_MODULE, lambda module: _wrap_init(module, "ServerAdapter", _scope_sender))
+    when_imported(SERVER_MODULE, lambda module: _wrap_init(module, "vLLMHttpServer", _export_scoped_job_id))
 
 
 install()
