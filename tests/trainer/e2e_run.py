@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 
 from atropos_verl.launch.api_server import AtroposAPIProcess
-from atropos_verl.launch.processes import start_process, stop_process_group
+from atropos_verl.launch.processes import session_members, start_process, stop_process_group
+from atropos_verl.platform.shm import ShmTracker
 
 ENV_FILE = Path(__file__).with_name("e2e_env.py")
 GROUP_SIZE = 4
@@ -94,8 +95,11 @@ def run_trainer(
         "atropos_verl.trainer.main",
         *trainer_overrides(model_dir, work, api.url, steps=steps),
     ]
+    # A SIGKILLed trainer cannot remove vLLM's shared-memory segments; the harness removes the ones its run used.
+    shm = ShmTracker().snapshot()
     trainer = start_process(argv, log_path=work / "trainer.log", cwd=work)
     env_proc = None
+    last_observed = 0.0
     deadline = time.monotonic() + timeout
     try:
         while not endpoints_file.exists():
@@ -121,7 +125,11 @@ def run_trainer(
         env_proc = start_process(env_argv, log_path=work / "env.log")
         ckpt = work / "ckpt" / f"global_step_{kill_after_checkpoint}" / "data.pt"
         while trainer.poll() is None:
+            if time.monotonic() - last_observed > 2.0:
+                shm.observe(p.pid for p in session_members(trainer.pid))
+                last_observed = time.monotonic()
             if kill_after_checkpoint is not None and ckpt.exists():
+                shm.observe(p.pid for p in session_members(trainer.pid))
                 stop_process_group(trainer, grace=0.0)
                 break
             if time.monotonic() > deadline:
@@ -135,6 +143,7 @@ def run_trainer(
             stop_process_group(env_proc)
         if trainer.poll() is None:
             stop_process_group(trainer)
+        shm.cleanup()
     metrics = []
     for path in sorted(run_dir.glob("metrics*.jsonl")):
         metrics += _jsonl(path)
