@@ -81,3 +81,13 @@ def test_kl_shaped_rewards_take_precedence_over_scores():
     data.batch["token_level_rewards"] = data.batch["token_level_scores"] * 0 + torch.tensor([[0.0], [5.0]])
     compute_advantages(data)
     assert scalar_adv(data)[1] > 0 > scalar_adv(data)[0]
+
+
+def test_estimators_that_read_verls_algorithm_config_run():
+    # grpo_passk asserts its AlgoConfig is given; the trainer passes algorithm config through.
+    from omegaconf import OmegaConf
+
+    algo = OmegaConf.create({"norm_adv_by_std_in_grpo": False})
+    data = convert([group([sequence([1, 2], [3, 4])] * 3, [0.0, 2.0, 0.5])])
+    data = compute_advantages(data, adv_estimator="grpo_passk", config=algo)
+    assert scalar_adv(data) == pytest.approx([0.0, 1.5, 0.0])

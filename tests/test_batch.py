@@ -157,3 +157,59 @@ def test_all_rejected_raises_with_every_reason():
         convert([REJECTIONS[Reason.SCORES_COUNT], REJECTIONS[Reason.NO_TRAINABLE]])
     assert "group 0: scores_count_mismatch" in str(err.value)
     assert "group 1: no_trainable_token" in str(err.value)
+
+
+# ---------------------------------------------------------------- what real environments send
+
+
+def test_empty_lists_of_default_collect_trajectories_mean_absent():
+    # atroposlib's default collect_trajectories posts [] for fields no item carried
+    g = simple_group(4, advantages=[], overrides=[], ref_logprobs=[], images=[], messages=[], group_overrides={},
+                     distill_token_ids=None, distill_logprobs=None)
+    result = convert([g])
+    assert result.rejected == []
+    assert not result.data.batch["has_env_advantages"].any()
+    g = simple_group(4, images=[None, None, None, None])
+    assert convert([g]).rejected == []
+
+
+@pytest.mark.parametrize("size", [2, 3, 5, 16])
+def test_groups_of_any_size_convert(size):
+    result = convert([simple_group(size), simple_group(4, base=30)])
+    assert result.rejected == [] and len(result.data) == size + 4
+    assert len(set(result.data.non_tensor_batch["uid"].tolist())) == 2
+
+
+def test_a_single_sequence_group_needs_its_own_advantages():
+    assert convert([simple_group(1), simple_group(4)]).rejected == [(0, Reason.SINGLETON)]
+    alone = simple_group(1)
+    alone["advantages"] = [[0.5] * len(alone["tokens"][0])]
+    assert convert([alone]).rejected == []
+
+
+def test_images_and_distillation_are_rejected_not_dropped():
+    result = convert([simple_group(4, images=[["img"]] * 4), simple_group(4, base=30)])
+    assert result.rejected == [(0, Reason.IMAGES)]
+    g = simple_group(4, distill_token_ids=[[[1]]] * 4, distill_logprobs=[[[-0.1]]] * 4)
+    assert convert([g, simple_group(4)]).rejected == [(0, Reason.DISTILLATION)]
+
+
+def test_positive_logprobs_at_trained_positions_drop_the_groups_logprobs():
+    bad = simple_group(4)
+    bad["inference_logprobs"][0][-1] = 1.0  # ManagedServer's padding value at a trained position
+    result = convert([bad, simple_group(4, base=30)])
+    assert result.rejected == [] and result.logprobs_discarded == [0]
+    assert "rollout_log_probs" not in result.data.batch.keys()  # the actor recomputes them for the whole batch
+    good = simple_group(4)
+    good["inference_logprobs"][1][-1] = 5e-5  # float noise above 0 is clamped, not discarded
+    result = convert([good])
+    assert result.logprobs_discarded == [] and result.data.batch["rollout_log_probs"].max().item() <= 0.0
+
+
+def test_disagreeing_sampling_temperatures_are_rejected():
+    from atropos_verl.wire import TEMPERATURES_SEEN_KEY
+
+    g = simple_group(4, generation_params={TEMPERATURES_SEEN_KEY: [0.7, 1.0]})
+    assert convert([g, simple_group(4)]).rejected == [(0, Reason.TEMPERATURE_AMBIGUOUS)]
+    g = simple_group(4, generation_params={"temperature": 0.7})
+    assert convert([g]).data.batch["temperature"].tolist() == pytest.approx([0.7] * 4)

@@ -4,8 +4,9 @@
 
 Without a running stack it checks the installation and that the configured ports are free; while a run of CONFIG is
 up (its run dir has launch.json and endpoints.json) it checks what environments rely on: the API, every server's
-/health, the served model name, a one-token generation with token ids, and that the environments' tokenizer encodes
-like the served model.
+/health, the served model name, a one-token generation with token ids, that the environments' tokenizer encodes
+like the served model, and per environment process: that it was routed to verl's servers only and that it posts
+groups (a registered environment silent for 5 minutes fails, with its last logged error as the hint).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import httpx
+import psutil
 import yaml
 
 from atropos_verl.launch.config import RunConfig
+from atropos_verl.launch.health import SILENT_AFTER_S, env_health
 from atropos_verl.launch.processes import port_is_free
 from atropos_verl.trainer.endpoints import Endpoints, read_endpoints
 
@@ -116,6 +119,42 @@ def check_running(run_dir: Path, api_url: str, endpoints: Endpoints, timeout: fl
                             "environments must send the served model name (endpoints.json served_model_name)"))
         checks.append(_check_generation(http, addr, endpoints))
     checks += _check_env_tokenizers(http, run_dir, endpoints)
+    checks += check_envs(run_dir, endpoints)
+    return checks
+
+
+def _last_log_error(log: Path) -> str | None:
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-500:]
+    except OSError:
+        return None
+    errors = [ln for ln in lines if "ERROR" in ln or "Error" in ln or "Traceback" in ln]
+    return errors[-1].strip()[:300] if errors else None
+
+
+def check_envs(run_dir: Path, endpoints: Endpoints, silent_after: float = SILENT_AFTER_S) -> list[Check]:
+    """Each live environment process: registered, routed only to verl's servers, and posting groups."""
+    checks = []
+    allowed = {f"http://{addr}/v1" for addr in endpoints.addresses}
+    for path in sorted((run_dir / "envs").glob("*.status.json")):
+        name = path.name.removesuffix(".status.json")
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not psutil.pid_exists(int(record.get("pid") or -1)):
+            continue
+        log = run_dir / "logs" / f"{name}.log"
+        hint = record.get("last_error") or _last_log_error(log) or f"see {log}"
+        routed = record.get("servers") or []
+        if routed:
+            outside = sorted(set(routed) - allowed)
+            checks.append(Check(f"env {name} servers", not outside,
+                                f"{len(routed)} server(s), all verl's" if not outside else f"outside verl: {outside}",
+                                "the env runner routes every declared server to verl's; was it started by hand?"))
+        state = env_health(record, silent_after=silent_after)
+        ok = state.startswith(("posting", "registered"))
+        checks.append(Check(f"env {name} posting", ok, state, "" if ok else hint))
     return checks
 
 

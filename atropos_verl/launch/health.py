@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from atropos_verl.env_side.env_yaml import env_status_file
 from atropos_verl.launch.supervisor import Supervisor
 from atropos_verl.trainer.endpoints import Endpoints
 
@@ -25,13 +26,14 @@ class Snapshot:
     queue_size: int | None = None
     servers: dict[str, bool] = field(default_factory=dict)
     registered: dict[str, bool] = field(default_factory=dict)
+    envs: dict[str, dict[str, Any]] = field(default_factory=dict)  # each env process's status record
     trainer_step: int | None = None
     mean_score: float | None = None
     checked_at: float = 0.0
 
 
 def read_env_status(path: Path, pid: int | None) -> dict[str, Any] | None:
-    """The env runner's registration record, if it belongs to the process now running."""
+    """The env runner's status record (`env_side/posting.py`), if it belongs to the process now running."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -58,6 +60,34 @@ def mean_score(metrics: dict[str, Any]) -> float | None:
         return float(data["critic/score/mean"])
     env_means = [float(v) for k, v in data.items() if k.startswith("atropos/env/") and k.endswith("/score_mean")]
     return sum(env_means) / len(env_means) if env_means else None
+
+
+#: A registered environment that has posted nothing for this long is reported as silent.
+SILENT_AFTER_S = 300.0
+
+
+def env_health(record: dict[str, Any], now: float | None = None, silent_after: float = SILENT_AFTER_S) -> str:
+    """One phrase for an environment process: waiting, registered, posting, silent (with its counters)."""
+    if not record:
+        return "starting"
+    if record.get("env_id") is None:
+        return "waiting to register"
+    now = time.time() if now is None else now
+    posted = int(record.get("groups_posted") or 0)
+    last = record.get("last_post_time")
+    failures = int(record.get("send_failures") or 0) + int(record.get("refused_by_api") or 0)
+    since = float(last if last is not None else record.get("time") or now)
+    state = "posting" if posted else "registered"
+    if now - since > silent_after:
+        state = "silent"
+    parts = [state, f"{posted} groups"]
+    if last is not None:
+        parts.append(f"last {now - float(last):.0f}s ago")
+    if failures:
+        parts.append(f"{failures} failed posts")
+    if record.get("errors_logged"):
+        parts.append(f"{record['errors_logged']} errors")
+    return ", ".join(parts)
 
 
 class HealthMonitor:
@@ -102,8 +132,9 @@ class HealthMonitor:
                 snap.servers[addr] = False
         for child in sup.children:
             if child.role == "env":
-                path = self.plan.run_dir / "envs" / f"{child.name}.status.json"
-                snap.registered[child.name] = read_env_status(path, child.pid) is not None
+                record = read_env_status(env_status_file(self.plan.run_dir, child.name), child.pid) or {}
+                snap.envs[child.name] = record
+                snap.registered[child.name] = record.get("env_id") is not None
         metrics = last_metrics(self.plan.run_dir)
         if metrics:
             snap.trainer_step = metrics.get("step")

@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from atropos_verl.launch.health import HealthMonitor
+from atropos_verl.launch.health import HealthMonitor, env_health
 from atropos_verl.launch.supervisor import Supervisor
 
 
@@ -63,7 +63,7 @@ class LiveView:
             if c.role == "api":
                 ok = "ok" if s.api_ok else "-"
             elif c.role == "env":
-                ok = "registered" if s.registered.get(c.name) else "waiting"
+                ok = env_health(s.envs.get(c.name, {}))
             else:
                 up = sum(s.servers.values())
                 ok = f"{up}/{len(s.servers)} servers healthy" if s.servers else "-"
@@ -107,6 +107,8 @@ class LiveView:
         ]
         for c in self.sup.children:
             lines.append(f"  {c.name}: {c.state}, exit code {c.exit_code}, restarts {c.restarts}, log {c.log_path}")
+            if c.role == "env" and s.envs.get(c.name):
+                lines.append(f"    {env_health(s.envs[c.name])}")
         lines.append(f"  run dir {result.run_dir}")
         if result.removed_shm:
             lines.append(f"  removed {len(result.removed_shm)} shared-memory segment(s) left by vLLM")

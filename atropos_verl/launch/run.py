@@ -21,8 +21,11 @@ from pathlib import Path
 
 import psutil
 
+from atropos_verl.env_side.env_yaml import env_status_file, write_env_yaml
+from atropos_verl.env_side.loading import CHECKOUT_ENV
+from atropos_verl.env_side.posting import STATUS_FILE_ENV
+from atropos_verl.env_side.routing import SERVERS_FILE_ENV
 from atropos_verl.launch.config import load_run_config
-from atropos_verl.launch.env_yaml import write_env_yaml
 from atropos_verl.launch.health import HealthMonitor
 from atropos_verl.launch.heldout_report import heldout_report
 from atropos_verl.launch.live_view import LiveView
@@ -56,6 +59,18 @@ def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def last_error_line(log_path: Path) -> str:
+    """The last line of a log that looks like an error (a traceback's final line), else its last line."""
+    try:
+        lines = [ln.strip() for ln in log_path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "(no log)"
+    for line in reversed(lines[-200:]):
+        if "Error" in line or "Exception" in line or line.startswith("raise"):
+            return line[:500]
+    return lines[-1][:500] if lines else "(empty log)"
+
+
 def _wait_for_endpoints(plan: RunPlan, sup: Supervisor, view: LiveView, stop: list[int]) -> Endpoints:
     """Wait until the trainer has published its servers, failing fast if it exits first."""
     deadline = time.monotonic() + plan.config.supervision.startup_timeout
@@ -78,12 +93,14 @@ def _start_envs(plan: RunPlan, sup: Supervisor, endpoints: Endpoints) -> None:
     for env in plan.envs:
         yaml_path = write_env_yaml(plan.run_dir / "envs" / f"{env.name}.yaml", env.env_settings, endpoints,
                                    env.spec.server)
-        argv = [sys.executable, "-m", "atropos_verl.launch.env_runner", env.target, "serve", "--config",
+        argv = [sys.executable, "-m", "atropos_verl.env_side.runner", env.target, "serve", "--config",
                 str(yaml_path)]
-        status = plan.run_dir / "envs" / f"{env.name}.status.json"
+        extra = {STATUS_FILE_ENV: str(env_status_file(plan.run_dir, env.name)), SERVERS_FILE_ENV: str(yaml_path)}
+        if plan.config.atropos_checkout is not None:
+            extra[CHECKOUT_ENV] = str(plan.config.atropos_checkout.resolve())
         sup.start(Child(
             name=env.name, role="env", argv=argv, log_path=plan.run_dir / "logs" / f"{env.name}.log",
-            env=_child_env({"ATROPOS_VERL_ENV_STATUS_FILE": str(status)}),
+            env=_child_env(extra),
             max_restarts=plan.config.supervision.max_restarts,
         ))
 
@@ -142,8 +159,8 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
             if trainer is not None:
                 ok = trainer.exit_code == 0
                 result = RunResult(trainer.exit_code or 0, "trainer finished" if ok else
-                                   f"trainer exited with code {trainer.exit_code}; see {trainer.log_path}",
-                                   plan.run_dir)
+                                   f"trainer exited with code {trainer.exit_code}: {last_error_line(trainer.log_path)}"
+                                   f" (see {trainer.log_path})", plan.run_dir)
                 break
             if len(api.sessions) != api_starts:
                 # A restarted API has forgotten the environments (the trainer re-registers by itself).

@@ -12,6 +12,8 @@ Groups are independent: a group with env advantages never changes the advantages
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from verl import DataProto
 from verl.trainer.ppo import core_algos
@@ -23,6 +25,7 @@ def compute_advantages(
     norm_adv_by_std_in_grpo: bool = True,
     adv_estimator: str = "grpo",
     epsilon: float = 1e-6,
+    config: Any = None,
 ) -> DataProto:
     """Add `advantages` and `returns` [B, R] to a batch built by `groups_to_dataproto`; returns the same DataProto."""
     batch = data.batch
@@ -35,6 +38,7 @@ def compute_advantages(
         index=data.non_tensor_batch["uid"],
         epsilon=epsilon,
         norm_adv_by_std_in_grpo=norm_adv_by_std_in_grpo,
+        config=config,  # verl's AlgoConfig; some estimators (grpo_passk, ...) read it and assert it is given
     )
     mask = response_mask.to(advantages.dtype)
     if "has_env_advantages" in batch.keys():

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from verl import DataProto
 
+from atropos_verl.wire import TEMPERATURES_SEEN_KEY
+
 IGNORE_INDEX = -100
 PAD_MULTIPLE = 8
 
@@ -55,6 +57,37 @@ class Reason:
     OVERRIDES_LENGTH = "overrides_length_mismatch"
     PROMPT_TOO_LONG = "prompt_too_long"
     RESPONSE_TOO_LONG = "response_too_long"
+    IMAGES = "unsupported_images"
+    DISTILLATION = "unsupported_distillation"
+    TEMPERATURE_AMBIGUOUS = "temperature_ambiguous"
+    SINGLETON = "single_sequence_group_without_advantages"
+
+
+#: Per-sequence fields that atroposlib's default `collect_trajectories` sends as `[]` when no item carried them.
+#: An empty list (or a list of only None) means "absent", never "zero sequences".
+OPTIONAL_SEQUENCE_FIELDS = (
+    "advantages",
+    "overrides",
+    "ref_logprobs",
+    "inference_logprobs",
+    "images",
+    "distill_token_ids",
+    "distill_logprobs",
+)
+
+#: A sampled token's log-probability is <= 0; this much above 0 is float noise, more is an impossible value
+#: (ManagedServer pads missing positions with 1.0, which must never become an old log-prob).
+LOGPROB_TOLERANCE = 1e-4
+
+
+
+def present(value: Any) -> bool:
+    """Whether an optional ScoredData field carries data: None, [] and [None, ...] all mean absent."""
+    if value is None:
+        return False
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return any(v is not None for v in value)
+    return True
 
 
 class AllGroupsRejected(ValueError):
@@ -73,6 +106,8 @@ class ConversionResult:
     data: DataProto | None
     rejected: list[tuple[int, str]] = field(default_factory=list)
     accepted: list[int] = field(default_factory=list)
+    #: Accepted groups whose inference_logprobs held impossible values (> 0 at a trained position) and were dropped.
+    logprobs_discarded: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -89,6 +124,7 @@ class _Group:
     temperature: np.ndarray  # [n] float32
     zero_advantage: np.ndarray  # [n] bool
     env_id: Any
+    logprobs_discarded: bool = False
 
 
 def _round_up(n: int, multiple: int, cap: int) -> int:
@@ -168,8 +204,18 @@ def _validate(index: int, group: Any, max_prompt: int, max_response: int) -> _Gr
     if (ends - first).max() > max_response:
         return Reason.RESPONSE_TOO_LONG
 
+    if n == 1 and not present(group.get("advantages")):
+        # GRPO's baseline is the group mean: one sequence alone carries no learning signal (verl would train on its
+        # raw score). Size-1 groups train only with the environment's own advantages.
+        return Reason.SINGLETON
+    if present(group.get("images")):
+        return Reason.IMAGES
+    if present(group.get("distill_token_ids")) or present(group.get("distill_logprobs")):
+        return Reason.DISTILLATION
+
     logprobs = None
-    if group.get("inference_logprobs") is not None:
+    logprobs_discarded = False
+    if present(group.get("inference_logprobs")):
         lp_rows = group["inference_logprobs"]
         if len(lp_rows) != n:
             return Reason.LOGPROBS_COUNT
@@ -181,9 +227,14 @@ def _validate(index: int, group: Any, max_prompt: int, max_response: int) -> _Gr
             return Reason.LOGPROBS_LENGTH
         if not np.isfinite(logprobs[trainable]).all():
             return Reason.LOGPROB_NOT_FINITE
+        if np.any(logprobs[trainable] > LOGPROB_TOLERANCE):
+            # Not a log-probability: the group still trains, with log-probs recomputed by the actor.
+            logprobs, logprobs_discarded = None, True
+        else:
+            logprobs = np.minimum(logprobs, 0.0)
 
     advantages = None
-    if group.get("advantages") is not None:
+    if present(group.get("advantages")):
         adv_rows = group["advantages"]
         if len(adv_rows) != n:
             return Reason.ADVANTAGES_COUNT
@@ -196,10 +247,13 @@ def _validate(index: int, group: Any, max_prompt: int, max_response: int) -> _Gr
         if not np.isfinite(advantages[trainable]).all():
             return Reason.ADVANTAGE_NOT_FINITE
 
-    overrides = group.get("overrides")
+    overrides = group.get("overrides") if present(group.get("overrides")) else None
     if overrides is not None and (not isinstance(overrides, Sequence) or len(overrides) != n):
         return Reason.OVERRIDES_LENGTH
     overrides = overrides or [None] * n
+    params = group.get("generation_params")
+    if isinstance(params, Mapping) and params.get(TEMPERATURES_SEEN_KEY) and params.get("temperature") is None:
+        return Reason.TEMPERATURE_AMBIGUOUS
 
     # Temperature precedence: per-item override > generation_params > group_overrides > 1.0
     group_t = 1.0
@@ -226,6 +280,7 @@ def _validate(index: int, group: Any, max_prompt: int, max_response: int) -> _Gr
         temperature=temperature,
         zero_advantage=zero_adv,
         env_id=group.get("env_id"),
+        logprobs_discarded=logprobs_discarded,
     )
 
 
@@ -330,4 +385,9 @@ def groups_to_dataproto(
     uids = np.concatenate([np.full(g.lengths.size, uuid.uuid4().hex, dtype=object) for g in valid])
     env_ids = np.concatenate([np.full(g.lengths.size, g.env_id, dtype=object) for g in valid])
     data = DataProto.from_dict(tensors=tensors, non_tensors={"uid": uids, "env_id": env_ids})
-    return ConversionResult(data=data, rejected=rejected, accepted=[g.index for g in valid])
+    return ConversionResult(
+        data=data,
+        rejected=rejected,
+        accepted=[g.index for g in valid],
+        logprobs_discarded=[g.index for g in valid if g.logprobs_discarded],
+    )

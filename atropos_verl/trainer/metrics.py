@@ -9,7 +9,9 @@ a step into waiting on `/batch`, training and weight sync.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from verl import DataProto
@@ -27,7 +29,8 @@ def group_metrics(data: DataProto, *, received: int, rejected: Mapping[str, int]
     """Per-env mean sequence score, groups and response length; batch-level received/accepted/rejected counts."""
     scores = data.batch["token_level_scores"].sum(-1).float().numpy()
     resp_len = data.batch["response_mask"].sum(-1).float().numpy()
-    env_ids = np.array([env_label(e) for e in data.non_tensor_batch["env_id"]], dtype=object)
+    key = "env_name" if "env_name" in data.non_tensor_batch else "env_id"
+    env_ids = np.array([env_label(e) for e in data.non_tensor_batch[key]], dtype=object)
     uids = data.non_tensor_batch["uid"]
     out: dict[str, float] = {
         "atropos/groups_received": float(received),
@@ -41,7 +44,19 @@ def group_metrics(data: DataProto, *, received: int, rejected: Mapping[str, int]
         out[f"atropos/env/{env}/score_mean"] = float(scores[sel].mean())
         out[f"atropos/env/{env}/groups"] = float(len(set(uids[sel].tolist())))
         out[f"atropos/env/{env}/response_length_mean"] = float(resp_len[sel].mean())
+        out[f"atropos/env/{env}/batch_share"] = float(sel.sum()) / len(env_ids)
     return out
+
+
+def rejection_metrics(
+    groups: Sequence[Any], rejected: Sequence[tuple[int, str]], env_name: Callable[[Any], str]
+) -> dict[str, float]:
+    """Quarantined groups per environment name this step."""
+    counts: Counter[str] = Counter()
+    for index, _ in rejected:
+        group = groups[index]
+        counts[env_name(group.get("env_id") if isinstance(group, Mapping) else None)] += 1
+    return {f"atropos/env/{env}/groups_rejected": float(n) for env, n in counts.items()}
 
 
 def time_split(timing_raw: Mapping[str, float]) -> dict[str, float]:

@@ -13,7 +13,7 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,13 @@ class QuarantineFile:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def write(self, step: int, groups: Sequence[Any], rejected: Sequence[tuple[int, str]]) -> Counter[str]:
+    def write(
+        self,
+        step: int,
+        groups: Sequence[Any],
+        rejected: Sequence[tuple[int, str]],
+        env_name: Callable[[Any], str] | None = None,
+    ) -> Counter[str]:
         """Append one line per rejected (group_index, reason); returns the count per reason."""
         counts: Counter[str] = Counter()
         if not rejected:
@@ -52,6 +58,7 @@ class QuarantineFile:
                     "reason": reason,
                     "group_index": index,
                     "env_id": env_id,
+                    "env": env_name(env_id) if env_name else None,
                     "group": _jsonable(group),
                 }
                 fh.write(json.dumps(record, allow_nan=False) + "\n")

@@ -39,16 +39,17 @@ from .atropos_client import AtroposClient, Registration
 from .batch import AllGroupsRejected, groups_to_dataproto
 from .drain import RolloutDrain, install_draining_replicas
 from .endpoints import Endpoints, publish_endpoints
-from .metrics import group_metrics, temperature_metrics, time_split
+from .env_names import EnvNames
+from .metrics import group_metrics, rejection_metrics, temperature_metrics, time_split
 from .old_log_probs import bypass_enabled, take_rollout_log_probs
 from .progress import StepProgress
 from .quarantine import QuarantineFile
+from .reject_ceiling import RejectionCeiling
 from .step_state import AtroposStepState
 from .temperature import ItemTemperatureProto, check_engine_supports
 
 logger = logging.getLogger(__name__)
 
-GROUP_SIZE_MISMATCH = "group_size_mismatch"
 PADDING = "atropos_padding"
 
 
@@ -68,6 +69,10 @@ class AtroposRayTrainer(RayPPOTrainer):
             self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         )
         self.drain: RolloutDrain | None = None
+        self.env_names = EnvNames(self.run_dir / "envs")
+        self.rejections = RejectionCeiling(
+            steps=int(self.atropos.reject_ceiling.steps), fraction=float(self.atropos.reject_ceiling.fraction)
+        )
 
     # -- no dataset: the data position lives in the Atropos API -------------------------------------------------------
     def _create_dataloader(self, train_dataset, val_dataset, collate_fn, train_sampler) -> None:
@@ -117,45 +122,51 @@ class AtroposRayTrainer(RayPPOTrainer):
         )
 
     def _served_model_name(self) -> str:
-        """vLLM/SGLang serve the local model path (verl's `copy_to_local`), unless prometheus renames it."""
+        """The name the servers really answer to, read from their `/v1/models`.
+
+        verl derives it from config strings (the local model path, or `prometheus.served_model_name` cut after its
+        last `/`), so any guess here could disagree with the server; asking it cannot.
+        """
+        from .served_model import served_model_name
+
+        return served_model_name(list(self.llm_server_manager.get_addresses()), fallback=self._configured_model_name())
+
+    def _configured_model_name(self) -> str:
         from verl.utils.fs import copy_to_local
 
-        rollout = self.config.actor_rollout_ref.rollout
-        prometheus = rollout.get("prometheus") or {}
-        if prometheus.get("enable") and prometheus.get("served_model_name"):
-            return str(prometheus.served_model_name)
         model = self.config.actor_rollout_ref.model
         return copy_to_local(model.path, use_shm=model.get("use_shm", False))
 
     # -- batches --------------------------------------------------------------------------------------------------
     def _convert(self, groups: list[dict[str, Any]]) -> tuple[DataProto | None, dict[str, float]]:
         """Groups -> training batch; rejected groups are quarantined and counted, never trained on."""
-        rejected: list[tuple[int, str]] = []
-        usable: list[int] = []
-        for i, group in enumerate(groups):
-            tokens = group.get("tokens") if isinstance(group, dict) else None
-            if tokens and len(tokens) != self.group_size:
-                rejected.append((i, GROUP_SIZE_MISMATCH))
-            else:
-                usable.append(i)
+        # Groups of any size train (GRPO normalises per group): Atropos allows group_overrides.group_size, envs with
+        # their own size and the API splitting buffered groups.
         data = None
-        if usable:
-            cfg = self.config.data
-            try:
-                conv = groups_to_dataproto(
-                    [groups[i] for i in usable],
-                    pad_token_id=self.pad_token_id,
-                    max_prompt_length=int(cfg.max_prompt_length),
-                    max_response_length=int(cfg.max_response_length),
-                )
-                rejected += [(usable[i], reason) for i, reason in conv.rejected]
-                data = conv.data
-            except AllGroupsRejected as exc:
-                logger.warning("no group of this batch is usable: %s", exc)
-                rejected += [(usable[i], reason) for i, reason in exc.rejected]
-        counts = self.quarantine.write(self.global_steps, groups, sorted(rejected))
-        metrics: dict[str, float] = {}
+        rejected: list[tuple[int, str]] = []
+        discarded: list[int] = []
+        cfg = self.config.data
+        self.env_names.refresh()
+        names = self.env_names.name_of
+        try:
+            conv = groups_to_dataproto(
+                groups,
+                pad_token_id=self.pad_token_id,
+                max_prompt_length=int(cfg.max_prompt_length),
+                max_response_length=int(cfg.max_response_length),
+            )
+            rejected, data, discarded = conv.rejected, conv.data, conv.logprobs_discarded
+        except AllGroupsRejected as exc:
+            logger.warning("no group of this batch is usable: %s", exc)
+            rejected = exc.rejected
+        counts = self.quarantine.write(self.global_steps, groups, sorted(rejected), env_name=names)
+        self.rejections.record(self.global_steps, groups, rejected, names)
+        metrics: dict[str, float] = {"atropos/logprobs_discarded_groups": float(len(discarded))}
+        if discarded:
+            logger.warning("step %d: %d group(s) sent impossible inference_logprobs (> 0); the actor recomputes them",
+                           self.global_steps, len(discarded))
         if data is not None:
+            data.non_tensor_batch["env_name"] = np.array([names(e) for e in data.non_tensor_batch["env_id"]], object)
             metrics.update(group_metrics(data, received=len(groups), rejected=counts))
             metrics.update(temperature_metrics(data))
             data, padded = self._pad_to_minibatches(data)
@@ -164,6 +175,7 @@ class AtroposRayTrainer(RayPPOTrainer):
             metrics.update({f"atropos/rejected/{k}": float(v) for k, v in counts.items()})
             metrics["atropos/groups_received"] = float(len(groups))
             metrics["atropos/groups_rejected"] = float(sum(counts.values()))
+        metrics.update(rejection_metrics(groups, rejected, names))
         return data, metrics
 
     def _pad_to_minibatches(self, data: DataProto) -> tuple[DataProto, int]:
@@ -188,6 +200,8 @@ class AtroposRayTrainer(RayPPOTrainer):
         pad.batch[PADDING] = torch.ones(missing, dtype=torch.bool)
         pad.non_tensor_batch["uid"] = np.array([f"padding-{i}" for i in range(missing)], dtype=object)
         pad.non_tensor_batch["env_id"] = np.array(["padding"] * missing, dtype=object)
+        if "env_name" in data.non_tensor_batch:
+            pad.non_tensor_batch["env_name"] = np.array(["padding"] * missing, dtype=object)
         return DataProto.concat([data, pad]), missing
 
     def _train_on(self, batch: DataProto, metrics: dict[str, float], timing_raw: dict[str, float]) -> None:
@@ -218,17 +232,22 @@ class AtroposRayTrainer(RayPPOTrainer):
                 metrics.update(kl_metrics)
             else:
                 batch.batch["token_level_rewards"] = batch.batch["token_level_scores"]
-            if self.atropos.rollout_correction and not self.bypass and "rollout_log_probs" in batch.batch.keys():
+            corr_cfg = cfg.algorithm.get("rollout_correction")
+            if (
+                self.atropos.rollout_correction
+                and corr_cfg is not None
+                and not self.bypass
+                and "rollout_log_probs" in batch.batch.keys()
+            ):
                 from verl.trainer.ppo.rollout_corr_helper import compute_rollout_correction_and_add_to_batch
 
-                batch, corr_metrics = compute_rollout_correction_and_add_to_batch(
-                    batch, cfg.algorithm.rollout_correction
-                )
+                batch, corr_metrics = compute_rollout_correction_and_add_to_batch(batch, corr_cfg)
                 metrics.update(corr_metrics)
             batch = compute_advantages(
                 batch,
                 norm_adv_by_std_in_grpo=bool(cfg.algorithm.get("norm_adv_by_std_in_grpo", True)),
                 adv_estimator=str(cfg.algorithm.adv_estimator),
+                config=cfg.algorithm,
             )
 
         with marked_timer("update_actor", timing_raw, color="red"):
@@ -336,8 +355,10 @@ class AtroposRayTrainer(RayPPOTrainer):
                 metrics = self._step()
                 tracker.log(data=metrics, step=self.global_steps)
                 progress.update(self.global_steps, metrics)
+                self.rejections.check()  # raises NothingToLearn after too many steps of rejected groups
         finally:
             progress.close()
+            print(self.rejections.summary(), flush=True)
 
     def _step(self) -> dict[str, float]:
         metrics: dict[str, float] = {"training/global_step": float(self.global_steps)}

@@ -19,6 +19,8 @@ from atroposlib.envs.server_handling.managed_server import SequenceNode
 from atroposlib.envs.server_handling.server_manager import APIServerConfig
 from transformers import AutoTokenizer
 
+from atropos_verl.env_side import vllm_adapter
+from atropos_verl.env_side.runner import resolve_env
 from atropos_verl.envs import BUILTIN_ENVS, load_builtin
 from atropos_verl.envs.addition import (
     AdditionEnv,
@@ -27,9 +29,7 @@ from atropos_verl.envs.addition import (
     make_split,
     score_completion,
 )
-from atropos_verl.launch import vllm_adapter
 from atropos_verl.launch.api_server import AtroposAPIProcess
-from atropos_verl.launch.env_runner import resolve_env
 from atropos_verl.launch.processes import start_process, stop_process_group
 from atropos_verl.models.tiny import build_tiny_model
 from tests.launch.vllm_fixture import SERVED_NAME, running_vllm
@@ -123,7 +123,7 @@ def test_builtin_registry_and_runner_resolution(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         resolve_env("atropos_verl.envs.addition:build_messages")
     with pytest.raises(LookupError):
-        resolve_env("atropos_verl.launch.vllm_adapter")  # defines no environment
+        resolve_env("atropos_verl.env_side.vllm_adapter")  # defines no environment
 
 
 # ---------------------------------------------------------------- against real servers
@@ -209,7 +209,7 @@ def test_env_runner_serves_groups_to_the_trajectory_api(vllm, tmp_path: Path) ->
         config_path = tmp_path / "env.yaml"
         config_path.write_text(yaml.safe_dump(config))
         _register_trainer(api.url, batch_size)
-        argv = [sys.executable, "-m", "atropos_verl.launch.env_runner", "addition", "serve", "--config"]
+        argv = [sys.executable, "-m", "atropos_verl.env_side.runner", "addition", "serve", "--config"]
         env_proc = start_process([*argv, str(config_path), "--env.temperature", "1.0"], log_path=tmp_path / "env.log")
         try:
             batch = None

@@ -15,9 +15,9 @@ import yaml
 from typer.testing import CliRunner
 
 from atropos_verl.cli import app
+from atropos_verl.env_side.env_yaml import write_env_yaml
 from atropos_verl.launch.config import ConfigError, load_run_config
 from atropos_verl.launch.doctor import run_doctor
-from atropos_verl.launch.env_yaml import write_env_yaml
 from atropos_verl.launch.envs_list import list_envs
 from atropos_verl.launch.plan import make_plan
 from atropos_verl.launch.processes import free_port, session_members

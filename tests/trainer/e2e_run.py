@@ -110,7 +110,7 @@ def run_trainer(
         if post_malformed:
             httpx.post(f"{api.url}/scored_data", json=MALFORMED_GROUP, timeout=10).raise_for_status()
         env_argv = [
-            sys.executable, "-m", "atropos_verl.launch.env_runner", str(ENV_FILE), "serve",
+            sys.executable, "-m", "atropos_verl.env_side.runner", str(ENV_FILE), "serve",
             "--env.rollout_server_url", api.url,
             "--env.group_size", str(GROUP_SIZE),
             "--env.tokenizer_name", endpoints["tokenizer_path"],

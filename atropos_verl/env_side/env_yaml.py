@@ -43,6 +43,11 @@ def server_entries(endpoints: Endpoints, extra: dict[str, Any] | None = None) ->
     return entries
 
 
+def env_status_file(run_dir: Path, name: str) -> Path:
+    """Where an environment process keeps its status record (`posting.EnvStatus`); the trainer reads names from it."""
+    return run_dir / "envs" / f"{name}.status.json"
+
+
 def write_env_yaml(
     path: Path,
     env_settings: dict[str, Any],

@@ -1,40 +1,29 @@
 # Copyright 2026 atropos-verl contributors
 # SPDX-License-Identifier: Apache-2.0
-"""Run any Atropos environment against verl's vLLM servers: `python -m atropos_verl.launch.env_runner ENV serve ...`.
+"""Run any Atropos environment, unmodified, against verl's servers: `python -m atropos_verl.env_side.runner ENV serve`.
 
 ENV is a builtin name (`addition`), a module path (`pkg.mod:Class` or `pkg.mod`), or a Python file (for example
-`environments/gsm8k_server.py` in an Atropos checkout). The runner installs the `/v1/completions` adapter for
-`server_type: vllm`, then hands everything after ENV to the environment's own atroposlib CLI (`serve`, `process`,
-`evaluate`, with `--config` and `--env.*`/`--openai.*` flags), so environments need no change.
+`environments/gsm8k_server.py` in an Atropos checkout, imported as a module of its package: `loading`). Before the
+environment is built the runner installs, in this process only: the `/v1/completions` adapter for
+`server_type: vllm`, routing of every declared server to verl's replicas, transformers-4 compatibility, abort
+retries on every server path, sampling-temperature stamps and the health/status record. Then it hands everything
+after ENV to the environment's own atroposlib CLI (`serve`, `process`, `evaluate`, `--config`, `--env.*`).
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
 
+from atropos_verl.env_side import aborts, compat, posting, routing, sampling, vllm_adapter
+from atropos_verl.env_side.loading import CHECKOUT_ENV, load_file
 from atropos_verl.envs import BUILTIN_ENVS, load_builtin
-from atropos_verl.launch import env_hooks, vllm_adapter
 
-USAGE = "usage: python -m atropos_verl.launch.env_runner ENV {serve,process,evaluate} [--config FILE] [--env.* ...]"
-
-
-def _load_file(path: Path) -> ModuleType:
-    """Import a file as a uniquely named module, with its directory importable (env files import their siblings)."""
-    path = path.resolve()
-    sys.path.insert(0, str(path.parent))
-    module_name = f"_atropos_env_{path.stem}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+USAGE = "usage: python -m atropos_verl.env_side.runner ENV {serve,process,evaluate} [--config FILE] [--env.* ...]"
 
 
 def _env_class_in(module: ModuleType) -> type:
@@ -49,6 +38,8 @@ def _env_class_in(module: ModuleType) -> type:
         and obj.__module__ == module.__name__
         and not inspect.isabstract(obj)
     ]
+    # A file may define a base environment and its concrete subclass: the most derived classes are the candidates.
+    found = [c for c in found if not any(o is not c and issubclass(o, c) for o in found)]
     if len(found) != 1:
         names = sorted(c.__name__ for c in found)
         raise LookupError(f"expected one BaseEnv subclass in {module.__name__}, found {names}; name it: MODULE:CLASS")
@@ -64,7 +55,7 @@ def resolve_env(spec: str) -> type:
     else:
         target, _, class_name = spec.partition(":")
         if target.endswith(".py") or Path(target).is_file():
-            module = _load_file(Path(target))
+            module = load_file(Path(target), os.environ.get(CHECKOUT_ENV))
         else:
             module = importlib.import_module(target)
         env_cls = getattr(module, class_name) if class_name else _env_class_in(module)
@@ -73,14 +64,25 @@ def resolve_env(spec: str) -> type:
     return env_cls
 
 
+def install_all() -> posting.EnvStatus:
+    """Everything the env process needs before an environment class is imported or built."""
+    compat.install()
+    vllm_adapter.install()
+    aborts.install()
+    routing.install()
+    sampling.install()
+    status = posting.EnvStatus(os.environ.get(posting.STATUS_FILE_ENV))
+    posting.install(status)
+    return status
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         print(f"builtin environments: {', '.join(sorted(BUILTIN_ENVS))}")
         raise SystemExit(0 if argv else 2)
-    vllm_adapter.install()
-    env_hooks.install()
+    install_all()
     env_cls = resolve_env(argv[0])
     # atroposlib's CLI (pydantic-cli) parses sys.argv itself.
     sys.argv = [f"env_runner {argv[0]}", *argv[1:]]

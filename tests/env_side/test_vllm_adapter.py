@@ -17,8 +17,8 @@ from atroposlib.envs.server_handling.server_manager import APIServerConfig, Serv
 from atroposlib.envs.server_handling.vllm_server import VLLMServer
 from transformers import AutoTokenizer
 
-from atropos_verl.launch import vllm_adapter
-from atropos_verl.launch.vllm_adapter import AbortedGenerationError, VerlVLLMServer
+from atropos_verl.env_side import vllm_adapter
+from atropos_verl.env_side.vllm_adapter import AbortedGenerationError, VerlVLLMServer
 from tests.launch.vllm_fixture import SERVED_NAME, running_vllm
 
 MESSAGES = [
@@ -73,7 +73,7 @@ def test_install_makes_server_manager_build_the_adapter(vllm, monkeypatch: pytes
 def test_env_runner_installs_before_the_env_is_built(vllm) -> None:
     """Through the runner's own entry point, a builtin env's ServerManager ends up with the adapter."""
     code = (
-        "import sys; from atropos_verl.launch import env_runner; from atroposlib.envs.base import BaseEnv\n"
+        "import sys; from atropos_verl.env_side import runner as env_runner; from atroposlib.envs.base import BaseEnv\n"
         "from atropos_verl.envs.addition import AdditionEnv, AdditionEnvConfig\n"
         "from atroposlib.envs.server_handling.server_manager import APIServerConfig\n"
         "def cli(cls):\n"

@@ -21,13 +21,11 @@ from typing import Any
 import aiohttp
 from atroposlib.envs.server_handling.vllm_server import VLLMServer
 
+from atropos_verl.env_side.aborts import POLICY, AbortedGenerationError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["AbortedGenerationError", "VerlVLLMServer", "install", "is_installed"]
-
-
-class AbortedGenerationError(RuntimeError):
-    """The server kept aborting a request (e.g. a weight sync that did not end) past the retry budget."""
 
 
 class VerlVLLMServer(VLLMServer):
@@ -110,6 +108,7 @@ class VerlVLLMServer(VLLMServer):
                     f"completion aborted {attempt + 1} times in a row (finish_reasons={reasons}); giving up"
                 )
             self.aborts_retried += 1
+            POLICY.retried += 1
             delay = min(self.abort_backoff_s * 2**attempt, self.abort_backoff_max_s)
             logger.info("vLLM aborted a completion (attempt %d); retrying in %.2fs", attempt + 1, delay)
             attempt += 1

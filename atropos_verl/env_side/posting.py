@@ -1,0 +1,166 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""The environment's health as the launcher sees it: one small JSON file per environment process.
+
+atroposlib logs send failures and keeps going (`BaseEnv.handle_send_to_api` catches everything, a 4xx answer is
+logged once and dropped), so an environment can be alive and registered while the API receives nothing. This module
+records, in `$ATROPOS_VERL_ENV_STATUS_FILE`: registration (env id, name), groups and sequences the API accepted, the
+last post time, posts that failed or were refused, errors the environment logged (with the last message), and the
+servers it was routed to. The launcher's live view and `doctor`, and the trainer's per-environment metrics, read it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from atropos_verl.env_side.patching import wrap_method
+
+STATUS_FILE_ENV = "ATROPOS_VERL_ENV_STATUS_FILE"
+
+_post_status: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("atropos_verl_post", default=None)
+
+
+class EnvStatus:
+    """The status record of this process, rewritten atomically on every change."""
+
+    def __init__(self, path: str | Path | None):
+        self.path = Path(path) if path else None
+        self._lock = threading.Lock()
+        self.record: dict[str, Any] = {
+            "pid": os.getpid(),
+            "started": time.time(),
+            "env_id": None,
+            "name": None,
+            "time": None,  # registration time
+            "groups_posted": 0,
+            "sequences_posted": 0,
+            "last_post_time": None,
+            "send_failures": 0,
+            "refused_by_api": 0,
+            "errors_logged": 0,
+            "last_error": None,
+            "servers": [],
+            "declared_servers": [],
+        }
+
+    def update(self, **fields: Any) -> None:
+        with self._lock:
+            self.record.update(fields)
+            self._write()
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for key, n in counts.items():
+                self.record[key] = int(self.record.get(key) or 0) + n
+            self._write()
+
+    def _write(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.record), encoding="utf-8")
+        tmp.replace(self.path)
+
+
+class _ErrorRecorder(logging.Handler):
+    """Counts ERROR records of any logger in the process and keeps the last message (atroposlib logs and swallows)."""
+
+    def __init__(self, status: EnvStatus):
+        super().__init__(level=logging.ERROR)
+        self.status = status
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken log call must not break the environment
+            message = str(record.msg)
+        self.status.add(errors_logged=1)
+        self.status.update(last_error=f"{record.name}: {message}"[:2000])
+
+
+def _groups_in(payload: Any) -> tuple[int, int]:
+    groups = payload if isinstance(payload, list) else [payload]
+    groups = [g for g in groups if isinstance(g, dict)]
+    return len(groups), sum(len(g.get("tokens") or []) for g in groups)
+
+
+class _RecordingPost:
+    """Wraps the `session.post(...)` context manager atroposlib uses to post groups; notes the answer's status."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+
+    async def __aenter__(self) -> Any:
+        resp = await self.inner.__aenter__()
+        box = _post_status.get()
+        if box is not None:
+            box["status"] = resp.status
+            if resp.status >= 400:
+                box["text"] = (await resp.text())[:1000]
+        return resp
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self.inner.__aexit__(*exc)
+
+
+def install(status: EnvStatus) -> None:
+    from atroposlib.envs.base import BaseEnv
+
+    from atropos_verl.env_side import routing
+
+    def make_register(register):
+        async def register_env(self, *args, **kwargs):
+            result = await register(self, *args, **kwargs)
+            status.update(
+                env_id=self.env_id,
+                name=self.name,
+                time=time.time(),
+                servers=routing.RECORD.routed,
+                declared_servers=routing.RECORD.declared,
+            )
+            return result
+
+        return register_env
+
+    def make_post(post):
+        def _post_json_with_compression(self, *args, **kwargs):
+            return _RecordingPost(post(self, *args, **kwargs))
+
+        return _post_json_with_compression
+
+    def make_send(send):
+        async def _send_scored_data_to_api(self, scored_data):
+            groups, sequences = _groups_in(scored_data)
+            box: dict[str, Any] = {}
+            token = _post_status.set(box)
+            try:
+                result = await send(self, scored_data)
+            except BaseException as exc:
+                status.add(send_failures=1)
+                status.update(last_error=f"posting {groups} group(s) failed: {exc!r}"[:2000])
+                raise
+            finally:
+                _post_status.reset(token)
+            if box.get("status", 200) >= 400:
+                status.add(refused_by_api=groups)
+                status.update(last_error=f"API answered {box['status']} to {groups} group(s): {box.get('text')}")
+            else:
+                status.add(groups_posted=groups, sequences_posted=sequences)
+                status.update(last_post_time=time.time())
+            return result
+
+        return _send_scored_data_to_api
+
+    wrap_method(BaseEnv, "register_env", make_register)
+    wrap_method(BaseEnv, "_post_json_with_compression", make_post)
+    wrap_method(BaseEnv, "_send_scored_data_to_api", make_send)
+    logging.getLogger().addHandler(_ErrorRecorder(status))
+    status.update()

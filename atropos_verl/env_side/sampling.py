@@ -1,0 +1,110 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Stamp each posted group with the temperature its completions were really sampled at.
+
+The trainer computes log-probs (actor, bypass-mode old log-probs, IS ratios) at each sequence's sampling temperature,
+which it reads from the group (`overrides`, `generation_params`, `group_overrides`). Most environments pass
+`temperature=` to the server and report nothing. Every server call an environment makes for a rollout runs inside
+`BaseEnv.handle_env`'s task (`collect_trajectories`, then `handle_send_to_api`), so the temperatures of that task's
+requests are collected here and written into `generation_params.temperature` of the groups it posts, unless the
+environment reported one itself. Requests without a temperature sample at the server's default: the model's
+`generation_config.json` temperature when it has one (vLLM and SGLang apply it), else 1.0. When one task sampled at
+several temperatures and reported none, the group carries the temperatures seen and the trainer rejects it as
+`temperature_ambiguous` rather than guess.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from atropos_verl.env_side.patching import wrap_method
+from atropos_verl.wire import TEMPERATURES_SEEN_KEY
+
+#: Temperatures requested in the current rollout task (None = the server's default).
+_seen: contextvars.ContextVar[list[float | None] | None] = contextvars.ContextVar("atropos_verl_seen", default=None)
+
+SERVER_CALLS = ("chat_completion", "completion", "tokens_and_logprobs_completion")
+
+
+@lru_cache(maxsize=8)
+def server_default_temperature(model_path: str | None) -> float:
+    """The temperature a server applies to requests that name none (the model's generation config, else 1.0)."""
+    if model_path:
+        path = Path(model_path) / "generation_config.json"
+        try:
+            value = json.loads(path.read_text(encoding="utf-8")).get("temperature")
+            if value is not None and float(value) > 0:
+                return float(value)
+        except (OSError, ValueError, TypeError):
+            pass
+    return 1.0
+
+
+def reported_temperature(group: Mapping[str, Any]) -> bool:
+    """Whether the environment itself said what every sequence of the group was sampled at."""
+    for key in ("generation_params", "group_overrides"):
+        source = group.get(key)
+        if isinstance(source, Mapping) and source.get("temperature") is not None:
+            return True
+    overrides = group.get("overrides")
+    return bool(overrides) and all(isinstance(o, Mapping) and o.get("temperature") is not None for o in overrides)
+
+
+def stamp(group: dict[str, Any], seen: list[float | None], default: float) -> None:
+    """Write what the requests of this group's task were sampled at into `generation_params` (see module doc)."""
+    if not seen or reported_temperature(group):
+        return
+    temps = sorted({default if t is None else float(t) for t in seen})
+    params = dict(group.get("generation_params") or {})
+    if len(temps) == 1:
+        params["temperature"] = temps[0]
+    else:
+        params[TEMPERATURES_SEEN_KEY] = temps
+    group["generation_params"] = params
+
+
+def install() -> None:
+    from atroposlib.envs.base import BaseEnv
+    from atroposlib.envs.server_handling.server_baseline import APIServer
+
+    def make_handle_env(handle_env):
+        async def wrapper(self, *args, **kwargs):
+            token = _seen.set([])  # child tasks (asyncio.gather) share this list through the copied context
+            try:
+                return await handle_env(self, *args, **kwargs)
+            finally:
+                _seen.reset(token)
+
+        return wrapper
+
+    def make_call(call):
+        async def wrapper(self, **kwargs):
+            seen = _seen.get()
+            if seen is not None and kwargs.get("split", "train") == "train":
+                seen.append(kwargs.get("temperature"))
+            return await call(self, **kwargs)
+
+        return wrapper
+
+    def make_send(send):
+        async def handle_send_to_api(self, scored_data, *args, **kwargs):
+            seen = _seen.get()
+            if seen:
+                default = server_default_temperature(getattr(self.config, "tokenizer_name", None))
+                groups = scored_data if isinstance(scored_data, list) else [scored_data]
+                for group in groups:
+                    if isinstance(group, dict):
+                        stamp(group, seen, default)
+            return await send(self, scored_data, *args, **kwargs)
+
+        return handle_send_to_api
+
+    wrap_method(BaseEnv, "handle_env", make_handle_env)
+    wrap_method(BaseEnv, "handle_send_to_api", make_send)
+    for name in SERVER_CALLS:
+        wrap_method(APIServer, name, make_call)

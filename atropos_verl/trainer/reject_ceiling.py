@@ -1,0 +1,69 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""A run that learns nothing says so: a ceiling on the quarantined fraction, and a summary by reason and environment.
+
+Quarantine keeps one broken environment from poisoning training, but a run whose every group is rejected would
+otherwise "finish" with exit 0 having trained on nothing. `atropos.reject_ceiling` (default: every group of 5
+consecutive steps rejected) ends such a run with an error naming the top reasons.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+
+class NothingToLearn(RuntimeError):
+    """The quarantined fraction stayed at or above the ceiling for the configured number of consecutive steps."""
+
+
+class RejectionCeiling:
+    def __init__(self, *, steps: int, fraction: float):
+        if steps < 1 or not 0 < fraction <= 1:
+            raise ValueError(f"atropos.reject_ceiling: need steps >= 1 and 0 < fraction <= 1, got {steps}, {fraction}")
+        self.steps = steps
+        self.fraction = fraction
+        self.streak = 0
+        self.by_reason: Counter[str] = Counter()
+        self.by_env: Counter[str] = Counter()
+        self.received = 0
+        self.rejected = 0
+        self._streak_reasons: Counter[str] = Counter()
+
+    def record(
+        self, step: int, groups: Sequence[Any], rejected: Sequence[tuple[int, str]], env_name: Callable[[Any], str]
+    ) -> None:
+        self.received += len(groups)
+        self.rejected += len(rejected)
+        for index, reason in rejected:
+            group = groups[index]
+            env = env_name(group.get("env_id") if isinstance(group, Mapping) else None)
+            self.by_reason[reason] += 1
+            self.by_env[env] += 1
+        share = len(rejected) / len(groups) if groups else 0.0
+        if groups and share >= self.fraction:
+            self.streak += 1
+            self._streak_reasons.update(reason for _, reason in rejected)
+        else:
+            self.streak = 0
+            self._streak_reasons.clear()
+
+    def check(self) -> None:
+        if self.streak >= self.steps:
+            top = ", ".join(f"{reason} x{count}" for reason, count in self._streak_reasons.most_common(3))
+            raise NothingToLearn(
+                f"{self.streak} consecutive steps had at least {self.fraction:.0%} of their groups quarantined "
+                f"(atropos.reject_ceiling: steps={self.steps}, fraction={self.fraction}); top reasons: {top}. "
+                "The run is learning nothing: see the quarantine file for the groups and fix the environment."
+            )
+
+    def summary(self) -> str:
+        if not self.rejected:
+            return f"quarantine: 0 of {self.received} groups rejected"
+        reasons = ", ".join(f"{r} {c}" for r, c in self.by_reason.most_common())
+        envs = ", ".join(f"{e} {c}" for e, c in self.by_env.most_common())
+        return (
+            f"quarantine: {self.rejected} of {self.received} groups rejected; by reason: {reasons}; "
+            f"by environment: {envs}"
+        )
