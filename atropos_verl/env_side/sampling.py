@@ -7,8 +7,10 @@ which it reads from the group (`overrides`, `generation_params`, `group_override
 `temperature=` to the server and report nothing. Every server call an environment makes for a rollout runs inside
 `BaseEnv.handle_env`'s task (`collect_trajectories`, then `handle_send_to_api`), so the temperatures of that task's
 requests are collected here and written into `generation_params.temperature` of the groups it posts, unless the
-environment reported one itself. Requests without a temperature sample at the server's default: the model's
-`generation_config.json` temperature when it has one (vLLM and SGLang apply it), else 1.0. When one task sampled at
+environment reported one itself. Requests without a temperature sample at the server's default: verl starts its
+servers with `actor_rollout_ref.rollout.temperature` as the default (vLLM's `override_generation_config`), which the
+launcher passes as `$ATROPOS_VERL_SERVER_TEMPERATURE`; without it, the model's `generation_config.json` temperature,
+else 1.0. When one task sampled at
 several temperatures and reported none, the group carries the temperatures seen and the trainer rejects it as
 `temperature_ambiguous` rather than guess.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -28,12 +31,18 @@ from atropos_verl.wire import TEMPERATURES_SEEN_KEY
 #: Temperatures requested in the current rollout task (None = the server's default).
 _seen: contextvars.ContextVar[list[float | None] | None] = contextvars.ContextVar("atropos_verl_seen", default=None)
 
+#: The default temperature of the servers this process is routed to (set by the launcher from verl's config).
+SERVER_TEMPERATURE_ENV = "ATROPOS_VERL_SERVER_TEMPERATURE"
+
 SERVER_CALLS = ("chat_completion", "completion", "tokens_and_logprobs_completion")
 
 
 @lru_cache(maxsize=8)
 def server_default_temperature(model_path: str | None) -> float:
-    """The temperature a server applies to requests that name none (the model's generation config, else 1.0)."""
+    """The temperature a server applies to requests that name none (see the module docstring)."""
+    configured = os.environ.get(SERVER_TEMPERATURE_ENV)
+    if configured:
+        return float(configured)
     if model_path:
         path = Path(model_path) / "generation_config.json"
         try:

@@ -25,6 +25,7 @@ from atropos_verl.env_side.env_yaml import env_status_file, write_env_yaml
 from atropos_verl.env_side.loading import CHECKOUT_ENV
 from atropos_verl.env_side.posting import STATUS_FILE_ENV
 from atropos_verl.env_side.routing import SERVERS_FILE_ENV
+from atropos_verl.env_side.sampling import SERVER_TEMPERATURE_ENV
 from atropos_verl.launch.config import load_run_config
 from atropos_verl.launch.health import HealthMonitor
 from atropos_verl.launch.heldout_report import heldout_report
@@ -95,7 +96,11 @@ def _start_envs(plan: RunPlan, sup: Supervisor, endpoints: Endpoints) -> None:
                                    env.spec.server)
         argv = [sys.executable, "-m", "atropos_verl.env_side.runner", env.target, "serve", "--config",
                 str(yaml_path)]
-        extra = {STATUS_FILE_ENV: str(env_status_file(plan.run_dir, env.name)), SERVERS_FILE_ENV: str(yaml_path)}
+        extra = {
+            STATUS_FILE_ENV: str(env_status_file(plan.run_dir, env.name)),
+            SERVERS_FILE_ENV: str(yaml_path),
+            SERVER_TEMPERATURE_ENV: str(float(plan.verl.actor_rollout_ref.rollout.temperature)),
+        }
         if plan.config.atropos_checkout is not None:
             extra[CHECKOUT_ENV] = str(plan.config.atropos_checkout.resolve())
         sup.start(Child(

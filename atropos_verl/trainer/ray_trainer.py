@@ -37,6 +37,7 @@ from atropos_verl.platform.sync import SYNC_HINT, call_with_timeout
 from .advantages import compute_advantages
 from .atropos_client import AtroposClient, Registration
 from .batch import AllGroupsRejected, groups_to_dataproto
+from .batch_trace import write_trace
 from .drain import RolloutDrain, install_draining_replicas
 from .endpoints import Endpoints, publish_endpoints
 from .env_names import EnvNames
@@ -171,6 +172,8 @@ class AtroposRayTrainer(RayPPOTrainer):
             metrics.update(temperature_metrics(data))
             data, padded = self._pad_to_minibatches(data)
             metrics["atropos/padding_sequences"] = float(padded)
+            if self.atropos.get("batch_trace"):
+                write_trace(self.atropos.batch_trace, self.global_steps, data, PADDING)
         else:
             metrics.update({f"atropos/rejected/{k}": float(v) for k, v in counts.items()})
             metrics["atropos/groups_received"] = float(len(groups))

@@ -29,8 +29,8 @@ CONFIG = ROOT / "configs" / "cpu_tiny.yaml"
 CLI = str(Path(sys.executable).parent / "atropos-verl")
 
 
-def start_run(cwd: Path, *overrides: str) -> subprocess.Popen:
-    argv = [CLI, "run", str(CONFIG), "--plain", "--", *overrides]
+def start_run(cwd: Path, *overrides: str, config: Path = CONFIG) -> subprocess.Popen:
+    argv = [CLI, "run", str(config), "--plain", "--", *overrides]
     log = open(cwd / "launcher.out", "wb")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -20,10 +20,13 @@ def test_one_requested_temperature_is_stamped():
     assert g["generation_params"] == {"max_tokens": 8, "temperature": 0.7}
 
 
-def test_requests_without_temperature_use_the_server_default(tmp_path):
+def test_requests_without_temperature_use_the_server_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATROPOS_VERL_SERVER_TEMPERATURE", "0.9")
+    assert server_default_temperature.__wrapped__(str(tmp_path)) == 0.9  # verl's rollout.temperature wins
+    monkeypatch.delenv("ATROPOS_VERL_SERVER_TEMPERATURE")
     (tmp_path / "generation_config.json").write_text(json.dumps({"temperature": 0.6}))
-    assert server_default_temperature(str(tmp_path)) == 0.6
-    assert server_default_temperature(str(tmp_path / "missing")) == 1.0
+    assert server_default_temperature.__wrapped__(str(tmp_path)) == 0.6
+    assert server_default_temperature.__wrapped__(str(tmp_path / "missing")) == 1.0
     g = _group()
     stamp(g, [None], default=0.6)
     assert g["generation_params"]["temperature"] == 0.6

@@ -1,0 +1,136 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""The conformance environments (tests/fixtures/conformance), unmodified, through `atropos-verl run` on the CPU stack.
+
+One run with three environment processes covers: per-item `collect_trajectory` (empty lists), a two-turn chat with
+the environment's turn masked inside the completion (`tokenize_for_trainer`), ManagedServer's token path, a plain
+`chat_completion` that tokenizes itself, a `config_init` with two default servers, a `ServerBaseline`, a single
+default server, a package with relative and checkout-rooted imports, a group size other than `rollout.n`, a
+temperature reported in `generation_params` and one only requested, and posting through `/scored_data_list`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.test_launcher_e2e import assert_nothing_left, metric_steps, output, start_run
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECKOUT = ROOT / "tests" / "fixtures" / "conformance"
+STEPS = 4
+ENVS = {
+    "per_item_two_servers": "environments/per_item_two_servers.py",
+    "managed_baseline": "environments/managed_baseline.py",
+    "self_tokenizing": "environments/chat_pkg/self_tokenizing.py",
+}
+
+
+class Trap(BaseHTTPRequestHandler):
+    """The environments' own default servers: it counts whatever reaches it."""
+
+    hits: list[str] = []
+
+    def log_message(self, *args):
+        pass
+
+    def _hit(self):
+        type(self).hits.append(f"{self.command} {self.path}")
+        self.send_response(503)
+        self.end_headers()
+
+    do_GET = do_POST = _hit  # noqa: N815
+
+
+def run_config(tmp_path: Path) -> Path:
+    tiny = yaml.safe_load((ROOT / "configs" / "cpu_tiny.yaml").read_text())
+    verl = [o for o in tiny["verl"] if not o.startswith(("data.max_", "trainer.total_training_steps"))]
+    verl += [
+        "data.max_prompt_length=64",
+        "data.max_response_length=64",
+        f"trainer.total_training_steps={STEPS}",
+        f"atropos.batch_trace={tmp_path / 'trace.jsonl'}",
+    ]
+    config = {
+        "run_name": "conformance",
+        "output_dir": str(tmp_path / "runs"),
+        "build_model": {**tiny["build_model"], "size": {**tiny["build_model"]["size"], "max_position_embeddings": 256}},
+        "atropos_checkout": str(CHECKOUT),
+        "environments": [
+            {"env": path, "name": name} for name, path in ENVS.items()
+        ],
+        "supervision": tiny["supervision"],
+        "verl": verl,
+    }
+    path = tmp_path / "conformance.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+
+
+def test_conformance_environments_train_unmodified(tmp_path, monkeypatch):
+    trap = ThreadingHTTPServer(("127.0.0.1", 0), Trap)
+    threading.Thread(target=trap.serve_forever, daemon=True).start()
+    Trap.hits = []
+    monkeypatch.setenv("CONFORMANCE_TRAP_URL", f"http://127.0.0.1:{trap.server_address[1]}/v1")
+    monkeypatch.setenv("CONFORMANCE_RECORD_DIR", str(tmp_path))
+    config = run_config(tmp_path)
+    run_dir = tmp_path / "runs" / "conformance"
+    proc = start_run(tmp_path, config=config)
+    try:
+        assert proc.wait(timeout=1200) == 0, output(tmp_path)
+    finally:
+        trap.shutdown()
+    assert metric_steps(run_dir)[-1] == STEPS
+    assert Trap.hits == [], f"requests reached the environments' own default servers: {Trap.hits[:5]}"
+
+    assert _jsonl(run_dir / "quarantine.jsonl") == [], output(tmp_path)
+    trained = _jsonl(tmp_path / "trace.jsonl")
+    by_env = {name: [t for t in trained if t["env"] == name] for name in ENVS}
+    assert all(by_env.values()), {k: len(v) for k, v in by_env.items()}
+
+    # the masks the environments posted are the positions that were trained
+    posted = {name: _jsonl(tmp_path / f"{name}.jsonl") for name in ENVS}
+    for name, rows in by_env.items():
+        sent = {}
+        for group in posted[name]:
+            for tokens, masks in zip(group["tokens"], group["masks"], strict=True):
+                sent[tuple(tokens)] = masks
+        for row in rows:
+            tokens = tuple(row["prompt"] + row["response"])
+            assert tokens in sent, f"{name}: trained a sequence the environment never posted"
+            env_mask = sent[tokens][len(row["prompt"]):]
+            assert row["response_mask"] == [int(m != -100) for m in env_mask], name
+    multi_turn = [r for r in by_env["per_item_two_servers"] if 0 in r["response_mask"]]
+    assert multi_turn, "the environment's turn inside the completion was not masked"
+
+    # group sizes and temperatures as the environments sampled them
+    sizes = {name: {sum(1 for r in rows if r["uid"] == u) for u in {r["uid"] for r in rows}} for name, rows in
+             by_env.items()}
+    assert sizes["managed_baseline"] == {2} and sizes["self_tokenizing"] == {4}
+    temps = {name: sorted({r["temperature"] for r in rows}) for name, rows in by_env.items()}
+    assert temps["managed_baseline"] == pytest.approx([0.7])  # reported in generation_params
+    assert temps["self_tokenizing"] == pytest.approx([0.8])  # requested, not reported: stamped by the env side
+    assert temps["per_item_two_servers"] == [1.0]  # none requested: verl's rollout.temperature, the servers' default
+
+    # every environment was routed to verl's servers only, registered and posting
+    for name in ENVS:
+        status = json.loads((run_dir / "envs" / f"{name}.status.json").read_text())
+        verl = yaml.safe_load((run_dir / "envs" / f"{name}.yaml").read_text())["openai"]
+        verl = [verl] if isinstance(verl, dict) else verl
+        assert status["servers"] == [e["base_url"] for e in verl], name
+        assert status["groups_posted"] > 0 and status["send_failures"] == 0, status
+    out = output(tmp_path)
+    assert "quarantine: 0 of" in (run_dir / "logs" / "trainer.log").read_text()
+    assert "trainer finished" in out
+    assert_nothing_left(run_dir, proc)
