@@ -1,0 +1,100 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Posting health: what the env side records against atroposlib's real API, and how the launcher reads it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+
+from atropos_verl.env_side.posting import EnvStatus, _ErrorRecorder
+from atropos_verl.launch.doctor import check_envs
+from atropos_verl.launch.health import env_health
+from atropos_verl.trainer.endpoints import Endpoints
+
+
+def test_status_counts_and_logged_errors(tmp_path):
+    status = EnvStatus(tmp_path / "e.status.json")
+    status.update(env_id=3, name="gsm8k", time=time.time())
+    status.add(groups_posted=2, sequences_posted=8)
+    handler = _ErrorRecorder(status)
+    logger = logging.getLogger("test_posting")
+    logger.addHandler(handler)
+    try:
+        logger.error("Failed to send %s after retries: %s", "1 group", "boom")
+        logger.warning("not counted")
+    finally:
+        logger.removeHandler(handler)
+    record = json.loads((tmp_path / "e.status.json").read_text())
+    assert record["groups_posted"] == 2 and record["sequences_posted"] == 8 and record["errors_logged"] == 1
+    assert record["last_error"].endswith("Failed to send 1 group after retries: boom")
+    assert record["pid"] == os.getpid()
+
+
+def test_health_phrases():
+    now = 1000.0
+    assert env_health({}) == "starting"
+    assert env_health({"env_id": None}) == "waiting to register"
+    assert env_health({"env_id": 0, "time": now - 10, "groups_posted": 0}, now=now).startswith("registered")
+    assert env_health({"env_id": 0, "time": now - 10, "groups_posted": 5, "last_post_time": now - 2}, now=now) == (
+        "posting, 5 groups, last 2s ago"
+    )
+    silent = env_health({"env_id": 0, "time": now - 900, "groups_posted": 0, "send_failures": 2}, now=now)
+    assert silent == "silent, 0 groups, 2 failed posts"
+
+
+def test_doctor_fails_a_silent_env_with_its_last_error(tmp_path):
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "logs").mkdir()
+    eps = Endpoints(addresses=["127.0.0.1:5"], backend="vllm", served_model_name="m", tokenizer_path="t", step=0)
+    base = {"pid": os.getpid(), "env_id": 0, "servers": ["http://127.0.0.1:5/v1"]}
+    (tmp_path / "envs" / "quiet.status.json").write_text(json.dumps(
+        {**base, "name": "quiet", "time": time.time() - 600, "groups_posted": 0, "last_error": "TypeError: x"}))
+    (tmp_path / "envs" / "busy.status.json").write_text(json.dumps(
+        {**base, "name": "busy", "time": time.time(), "groups_posted": 4, "last_post_time": time.time(),
+         "servers": ["http://127.0.0.1:9004/v1"]}))
+    checks = {c.name: c for c in check_envs(tmp_path, eps)}
+    assert not checks["env quiet posting"].ok and checks["env quiet posting"].hint == "TypeError: x"
+    assert checks["env quiet servers"].ok
+    assert checks["env busy posting"].ok
+    assert not checks["env busy servers"].ok and "9004" in checks["env busy servers"].detail
+
+
+def test_posts_are_counted_against_the_real_api(tmp_path):
+    # atroposlib's own _send_scored_data_to_api posting to atroposlib's API app: accepted groups and refusals.
+    from atroposlib.envs.base import BaseEnv
+
+    from atropos_verl.env_side import posting
+    from atropos_verl.launch.api_server import AtroposAPIProcess
+
+    status = EnvStatus(tmp_path / "s.json")
+    posting.install(status)
+    api = AtroposAPIProcess(log_path=tmp_path / "api.log")
+    api.start()
+    try:
+        class Poster(BaseEnv):
+            async def get_next_item(self):
+                return None
+
+            async def evaluate(self, *args, **kwargs):
+                return None
+
+        env = object.__new__(Poster)
+
+        class Cfg:
+            rollout_server_url = api.url
+
+        env.config = Cfg()
+        env.env_id = 0
+        group = {"tokens": [[1, 2, 3]] * 2, "masks": [[-100, 2, 3]] * 2, "scores": [0.0, 1.0]}
+        asyncio.run(env._send_scored_data_to_api(dict(group)))
+        asyncio.run(env._send_scored_data_to_api([dict(group), dict(group)]))
+        asyncio.run(env._send_scored_data_to_api({"tokens": "not a list"}))  # the API answers 422
+    finally:
+        api.stop()
+    record = json.loads((tmp_path / "s.json").read_text())
+    assert record["groups_posted"] == 3 and record["sequences_posted"] == 6
+    assert record["refused_by_api"] == 1 and "422" in record["last_error"]
