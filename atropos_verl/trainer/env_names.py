@@ -4,8 +4,9 @@
 
 The API numbers environments in registration order and forgets them when it restarts, so an id alone says little in
 a metric or a quarantine record. Environments started by `atropos-verl run` write `<run dir>/envs/<name>.status.json`
-(env side, `env_side/posting.py`) with the id the API gave them; this maps ids back to those names. Environments the
-launcher did not start keep `env<id>`.
+(env side, `env_side/posting.py`) with the id the API gave them; this maps ids back to those process names (unique
+per run, unlike an environment class's `name`, which may be None or shared). Environments the launcher did not start
+keep `env<id>`.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ class EnvNames:
         for path in self.status_dir.glob("*.status.json"):
             try:
                 record = json.loads(path.read_text(encoding="utf-8"))
-                env_id, name, when = int(record["env_id"]), str(record["name"]), float(record.get("time", 0))
+                env_id, when = int(record["env_id"]), float(record.get("time") or 0)
             except (OSError, ValueError, KeyError, TypeError):
                 continue
+            name = path.name.removesuffix(".status.json")
             if env_id not in found or when > found[env_id][0]:
                 found[env_id] = (when, name)
         self._names = {env_id: name for env_id, (_, name) in found.items()}

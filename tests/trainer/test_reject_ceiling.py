@@ -47,8 +47,9 @@ def test_fraction_below_one():
 
 
 def test_env_names_from_status_files(tmp_path):
-    (tmp_path / "gsm8k.status.json").write_text(json.dumps({"env_id": 0, "name": "gsm8k", "time": 1.0}))
-    (tmp_path / "old.status.json").write_text(json.dumps({"env_id": 0, "name": "old", "time": 0.5}))
+    # the launcher's process name (the file's), not the class's `name` (None here)
+    (tmp_path / "gsm8k.status.json").write_text(json.dumps({"env_id": 0, "name": None, "time": 1.0}))
+    (tmp_path / "old.status.json").write_text(json.dumps({"env_id": 0, "name": "gsm8k_server", "time": 0.5}))
     (tmp_path / "starting.status.json").write_text(json.dumps({"env_id": None, "name": None}))
     (tmp_path / "torn.status.json").write_text("{")
     names = EnvNames(tmp_path)
