@@ -3,8 +3,10 @@
 """`atropos-verl envs list`: builtin environments, those in an Atropos checkout, and installed ones.
 
 Checkout environments are found by parsing (`ast`), never importing: importing an environment file runs its imports,
-which may need packages or credentials the user does not have. Whether an environment uses the token-level path
-(`ManagedServer`, needs token ids and logprobs from the server) or only chat/completions is read from its source.
+which may need packages or credentials the user does not have. Imports are resolved inside the checkout
+(`env_discovery`), so aliases of `BaseEnv` and subclasses of environments from other files are found too. Whether an
+environment uses the token-level path (`ManagedServer`, needs token ids and logprobs from the server) or only
+chat/completions is read from its module and the checkout modules it imports.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import textwrap
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
 from atropos_verl.envs import BUILTIN_ENVS
+from atropos_verl.launch.env_discovery import TOKEN_LEVEL_CALLS, TOKEN_LEVEL_NAMES, Checkout, has_token_level_marker
 
 ENTRY_POINT_GROUP = "atropos_verl.envs"
-TOKEN_LEVEL_MARKERS = ("managed_server(", "ManagedServer(")
+TOKEN_LEVEL = "token-level (ManagedServer)"
+CHAT_ONLY = "chat only"
 
 
 @dataclass
@@ -31,50 +36,33 @@ class EnvEntry:
 
 
 def generation_path(source_text: str) -> str:
-    return "token-level (ManagedServer)" if any(m in source_text for m in TOKEN_LEVEL_MARKERS) else "chat only"
+    """The label for one piece of source; text that does not parse falls back to a plain search for the markers."""
+    try:
+        token_level = has_token_level_marker(ast.parse(textwrap.dedent(source_text)))
+    except (SyntaxError, ValueError):
+        markers = [f"{m}(" for m in TOKEN_LEVEL_CALLS] + list(TOKEN_LEVEL_NAMES)
+        token_level = any(m in source_text for m in markers)
+    return TOKEN_LEVEL if token_level else CHAT_ONLY
 
 
-def _base_name(node: ast.expr) -> str | None:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    if isinstance(node, ast.Subscript):  # Generic[...] style bases
-        return _base_name(node.value)
-    return None
-
-
-def base_env_classes(source_text: str) -> list[str]:
-    """Classes of a module that derive from `BaseEnv`, directly or through another class of the same module."""
-    tree = ast.parse(source_text)
-    classes = {node.name: node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
-    found: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
-        for name, node in classes.items():
-            if name in found:
-                continue
-            bases = {_base_name(b) for b in node.bases}
-            if "BaseEnv" in bases or bases & found:
-                found.add(name)
-                changed = True
-    return [name for name in classes if name in found]
+def base_env_classes(path: Path, checkout: Path) -> list[str]:
+    """Environment classes defined in `path`, a file of `checkout`, with imports resolved inside the checkout."""
+    return Checkout(checkout).env_classes(Path(path).resolve())
 
 
 def scan_checkout(checkout: Path) -> list[EnvEntry]:
-    root = checkout / "environments"
+    """Every environment class under `environments/`; files that cannot be read or parsed are skipped."""
+    found = Checkout(checkout)
+    root = found.root / "environments"
     if not root.is_dir():
         raise FileNotFoundError(f"{checkout} has no environments/ directory; is it an Atropos checkout?")
     entries = []
     for path in sorted(root.rglob("*.py")):
-        try:
-            text = path.read_text(encoding="utf-8")
-            classes = base_env_classes(text)
-        except (SyntaxError, UnicodeDecodeError, OSError):
+        classes = found.env_classes(path)
+        if not classes:
             continue
-        for cls in classes:
-            entries.append(EnvEntry(cls, "checkout", f"{path.relative_to(checkout)}:{cls}", generation_path(text)))
+        label, where = TOKEN_LEVEL if found.token_level(path) else CHAT_ONLY, path.relative_to(found.root)
+        entries += [EnvEntry(cls, "checkout", f"{where}:{cls}", label) for cls in classes]
     return entries
 
 
