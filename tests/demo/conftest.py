@@ -46,6 +46,6 @@ def small_warm(small_model, tmp_path_factory) -> WarmStartResult:
         lr=SMALL_LR,
         target_accuracy=TARGET,
         eval_every=25,
-        max_steps=1000,
+        max_steps=2000,  # the step the target is reached at depends on the CPU kernels (1175 on an AVX2-only host)
         threads=THREADS,
     )

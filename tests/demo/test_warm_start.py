@@ -45,7 +45,7 @@ def test_training_rows_are_train_pairs_only(small_model):
 
 def test_stops_the_first_time_dev_accuracy_reaches_target(small_warm, small_model):
     r = small_warm
-    assert r.reached_target and r.steps < 1000
+    assert r.reached_target and r.steps < 2000
     steps, accuracies = zip(*r.history, strict=True)
     assert steps == tuple(range(25, r.steps + 1, 25))  # evaluated every 25 steps, last eval is the stop step
     assert accuracies[-1] >= TARGET and r.dev_accuracy == accuracies[-1]
