@@ -50,17 +50,26 @@ def is_abort(reason: Any) -> bool:
 
 
 def finish_reasons(result: Any) -> list[Any]:
-    """Finish reasons of an OpenAI-style reply (`.choices`) or of a token-path tuple (its 4th element)."""
+    """Finish reasons of an OpenAI-style reply (`.choices`), of its raw JSON choices (a list of dicts), or of a
+    token-path tuple (its 4th element)."""
     choices = getattr(result, "choices", None)
     if choices is not None:
         return [getattr(c, "finish_reason", None) for c in choices]
+    if isinstance(result, list) and all(isinstance(c, dict) for c in result):
+        return [c.get("finish_reason") for c in result]
     if isinstance(result, tuple) and len(result) == 4 and isinstance(result[3], list):
         return list(result[3])
     return []
 
 
-async def retry_aborted(send: Callable[[], Awaitable[Any]], what: str, policy: AbortPolicy = POLICY) -> Any:
-    """Await `send()` until no choice of its reply was aborted (bounded, with backoff)."""
+async def retry_aborted(
+    send: Callable[[], Awaitable[Any]],
+    what: str,
+    policy: AbortPolicy = POLICY,
+    on_retry: Callable[[], None] | None = None,
+) -> Any:
+    """Await `send()` until no choice of its reply was aborted (bounded, with backoff); `on_retry` runs before each
+    resend (callers that count aborts live)."""
     attempt = 0
     while True:
         result = await send()
@@ -72,6 +81,8 @@ async def retry_aborted(send: Callable[[], Awaitable[Any]], what: str, policy: A
         if attempt >= policy.max_retries:
             raise AbortedGenerationError(f"{what} aborted {attempt + 1} times in a row ({reasons}); giving up")
         policy.retried += 1
+        if on_retry is not None:
+            on_retry()
         delay = policy.delay(attempt)
         logger.info("%s was aborted (attempt %d); retrying in %.2fs", what, attempt + 1, delay)
         attempt += 1

@@ -9,21 +9,18 @@ subclass here sends the same requests to `POST /v1/completions` with the prompt 
 (ManagedServer, envs) is unchanged. Chat/completion calls and the `GET /health` check are inherited untouched.
 
 vLLM aborts in-flight requests around weight syncs and answers them with HTTP 200 and `finish_reason: "abort"` and a
-truncated output. Those are retried here (bounded, with backoff) and never handed to the env to be scored.
+truncated output. Those are retried here (bounded, with backoff, by `aborts.retry_aborted`, as on every other server
+path) and never handed to the env to be scored.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Any
 
 import aiohttp
 from atroposlib.envs.server_handling.vllm_server import VLLMServer
 
-from atropos_verl.env_side.aborts import POLICY, AbortedGenerationError
-
-logger = logging.getLogger(__name__)
+from atropos_verl.env_side.aborts import POLICY, AbortedGenerationError, AbortPolicy, retry_aborted
 
 __all__ = ["AbortedGenerationError", "VerlVLLMServer", "install", "is_installed"]
 
@@ -31,11 +28,10 @@ __all__ = ["AbortedGenerationError", "VerlVLLMServer", "install", "is_installed"
 class VerlVLLMServer(VLLMServer):
     """`VLLMServer` whose token-level calls use vLLM's OpenAI `/v1/completions` instead of a custom `/generate`."""
 
-    #: How many times a request whose reply contains an aborted choice is sent again before giving up.
-    abort_max_retries: int = 20
-    #: Backoff before retry k (0-based) is min(abort_backoff_s * 2**k, abort_backoff_max_s).
-    abort_backoff_s: float = 0.25
-    abort_backoff_max_s: float = 5.0
+    #: Retry budget and backoff of aborted replies, per server (the defaults of `aborts.AbortPolicy`).
+    abort_max_retries: int = AbortPolicy.max_retries
+    abort_backoff_s: float = AbortPolicy.backoff_s
+    abort_backoff_max_s: float = AbortPolicy.backoff_max_s
 
     def __init__(self, config, reasoning_config=None):
         super().__init__(config, reasoning_config=reasoning_config)
@@ -77,42 +73,34 @@ class VerlVLLMServer(VLLMServer):
         kwargs.update(extra_body)
         return kwargs
 
+    async def _post_once(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """One POST `/v1/completions`; its choices ordered by index."""
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                f"{self.root_url}/v1/completions",
+                json=body,
+                headers=self._headers(),
+                timeout=aiohttp.ClientTimeout(total=self.config.timeout),
+            ) as response:
+                if response.status >= 400:
+                    text = await response.text()
+                    raise aiohttp.ClientResponseError(
+                        response.request_info,
+                        response.history,
+                        status=response.status,
+                        message=f"/v1/completions: {text[:500]}",
+                    )
+                result = await response.json()
+        return sorted(result["choices"], key=lambda c: c["index"])
+
     async def _post_completions(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        """POST `/v1/completions`, resending while any choice comes back aborted; returns choices ordered by index."""
-        attempt = 0
-        while True:
-            async with aiohttp.ClientSession() as session:
-                async with session.post(
-                    f"{self.root_url}/v1/completions",
-                    json=body,
-                    headers=self._headers(),
-                    timeout=aiohttp.ClientTimeout(total=self.config.timeout),
-                ) as response:
-                    if response.status >= 400:
-                        text = await response.text()
-                        raise aiohttp.ClientResponseError(
-                            response.request_info,
-                            response.history,
-                            status=response.status,
-                            message=f"/v1/completions: {text[:500]}",
-                        )
-                    result = await response.json()
-            choices = sorted(result["choices"], key=lambda c: c["index"])
-            reasons = [c.get("finish_reason") for c in choices]
-            if "error" in reasons:
-                raise RuntimeError(f"vLLM reported finish_reason 'error' for a completion: {reasons}")
-            if "abort" not in reasons:
-                return choices
-            if attempt >= self.abort_max_retries:
-                raise AbortedGenerationError(
-                    f"completion aborted {attempt + 1} times in a row (finish_reasons={reasons}); giving up"
-                )
-            self.aborts_retried += 1
-            POLICY.retried += 1
-            delay = min(self.abort_backoff_s * 2**attempt, self.abort_backoff_max_s)
-            logger.info("vLLM aborted a completion (attempt %d); retrying in %.2fs", attempt + 1, delay)
-            attempt += 1
-            await asyncio.sleep(delay)
+        """POST `/v1/completions`, resent while any choice comes back aborted (`aborts.retry_aborted`)."""
+        policy = AbortPolicy(self.abort_max_retries, self.abort_backoff_s, self.abort_backoff_max_s)
+        return await retry_aborted(lambda: self._post_once(body), "vLLM /v1/completions", policy, self._count_abort)
+
+    def _count_abort(self) -> None:
+        self.aborts_retried += 1
+        POLICY.retried += 1
 
     async def _tokens_and_logprobs_completion_wrapper(self, **kwargs) -> tuple[list, list, list, list]:
         """(prompt_tokens, output ids per choice, output logprobs per choice, finish_reasons), as `/generate` gave."""

@@ -112,4 +112,5 @@ def test_retry_budget_ends_in_a_named_error(engine):
 def test_finish_reason_shapes():
     assert is_abort("abort") and is_abort({"type": "abort"}) and not is_abort("stop") and not is_abort(None)
     assert finish_reasons(([1], [[2]], [[-1.0]], ["length"])) == ["length"]
+    assert finish_reasons([{"index": 0, "finish_reason": "abort"}]) == ["abort"]  # vLLM's raw JSON choices
     assert finish_reasons(object()) == []
