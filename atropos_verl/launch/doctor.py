@@ -23,7 +23,7 @@ import psutil
 import yaml
 
 from atropos_verl.launch.config import RunConfig
-from atropos_verl.launch.health import SILENT_AFTER_S, env_health
+from atropos_verl.launch.health import SILENT_AFTER_S, env_health, last_error_line
 from atropos_verl.launch.processes import port_is_free
 from atropos_verl.trainer.endpoints import Endpoints, read_endpoints
 
@@ -123,15 +123,6 @@ def check_running(run_dir: Path, api_url: str, endpoints: Endpoints, timeout: fl
     return checks
 
 
-def _last_log_error(log: Path) -> str | None:
-    try:
-        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-500:]
-    except OSError:
-        return None
-    errors = [ln for ln in lines if "ERROR" in ln or "Error" in ln or "Traceback" in ln]
-    return errors[-1].strip()[:300] if errors else None
-
-
 def check_envs(run_dir: Path, endpoints: Endpoints, silent_after: float = SILENT_AFTER_S) -> list[Check]:
     """Each live environment process: registered, routed only to verl's servers, and posting groups."""
     checks = []
@@ -145,7 +136,7 @@ def check_envs(run_dir: Path, endpoints: Endpoints, silent_after: float = SILENT
         if not psutil.pid_exists(int(record.get("pid") or -1)):
             continue
         log = run_dir / "logs" / f"{name}.log"
-        hint = record.get("last_error") or _last_log_error(log) or f"see {log}"
+        hint = record.get("last_error") or last_error_line(log) or f"see {log}"
         routed = record.get("servers") or []
         if routed:
             outside = sorted(set(routed) - allowed)

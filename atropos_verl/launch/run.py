@@ -27,7 +27,7 @@ from atropos_verl.env_side.posting import STATUS_FILE_ENV
 from atropos_verl.env_side.routing import SERVERS_FILE_ENV
 from atropos_verl.env_side.sampling import SERVER_TEMPERATURE_ENV
 from atropos_verl.launch.config import load_run_config
-from atropos_verl.launch.health import HealthMonitor
+from atropos_verl.launch.health import HealthMonitor, last_error_line
 from atropos_verl.launch.heldout_report import heldout_report
 from atropos_verl.launch.live_view import LiveView
 from atropos_verl.launch.model_prep import prepare_model
@@ -58,18 +58,6 @@ def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
-
-
-def last_error_line(log_path: Path) -> str:
-    """The last line of a log that looks like an error (a traceback's final line), else its last line."""
-    try:
-        lines = [ln.strip() for ln in log_path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return "(no log)"
-    for line in reversed(lines[-200:]):
-        if "Error" in line or "Exception" in line or line.startswith("raise"):
-            return line[:500]
-    return lines[-1][:500] if lines else "(empty log)"
 
 
 def _wait_for_endpoints(plan: RunPlan, sup: Supervisor, view: LiveView, stop: list[int]) -> Endpoints:
@@ -163,9 +151,10 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
             trainer = sup.check()
             if trainer is not None:
                 ok = trainer.exit_code == 0
+                why = "" if ok else last_error_line(trainer.log_path, or_last=True)
                 result = RunResult(trainer.exit_code or 0, "trainer finished" if ok else
-                                   f"trainer exited with code {trainer.exit_code}: {last_error_line(trainer.log_path)}"
-                                   f" (see {trainer.log_path})", plan.run_dir)
+                                   f"trainer exited with code {trainer.exit_code}: {why} (see {trainer.log_path})",
+                                   plan.run_dir)
                 break
             if len(api.sessions) != api_starts:
                 # A restarted API has forgotten the environments (the trainer re-registers by itself).

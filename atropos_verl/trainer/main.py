@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .config_check import check_config
 from .old_log_probs import route_bypass_loss
-from .reject_ceiling import NothingToLearn
+from .reject_ceiling import NothingToLearnError
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +112,8 @@ def run(config: DictConfig, user_overrides: list[str] | None = None) -> None:
         trainer = build_trainer(config)
         trainer.init_workers()
         trainer.fit()
-    except NothingToLearn as exc:
-        raise SystemExit(f"NothingToLearn: {exc}") from None
+    except NothingToLearnError as exc:
+        raise SystemExit(f"NothingToLearnError: {exc}") from None
     finally:
         if cluster is not None:
             cluster.shutdown()

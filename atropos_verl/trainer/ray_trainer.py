@@ -358,7 +358,7 @@ class AtroposRayTrainer(RayPPOTrainer):
                 metrics = self._step()
                 tracker.log(data=metrics, step=self.global_steps)
                 progress.update(self.global_steps, metrics)
-                self.rejections.check()  # raises NothingToLearn after too many steps of rejected groups
+                self.rejections.check()  # raises NothingToLearnError after too many steps of rejected groups
         finally:
             progress.close()
             print(self.rejections.summary(), flush=True)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
-class NothingToLearn(RuntimeError):
+class NothingToLearnError(RuntimeError):
     """The quarantined fraction stayed at or above the ceiling for the configured number of consecutive steps."""
 
 
@@ -52,7 +52,7 @@ class RejectionCeiling:
     def check(self) -> None:
         if self.streak >= self.steps:
             top = ", ".join(f"{reason} x{count}" for reason, count in self._streak_reasons.most_common(3))
-            raise NothingToLearn(
+            raise NothingToLearnError(
                 f"{self.streak} consecutive steps had at least {self.fraction:.0%} of their groups quarantined "
                 f"(atropos.reject_ceiling: steps={self.steps}, fraction={self.fraction}); top reasons: {top}. "
                 "The run is learning nothing: see the quarantine file for the groups and fix the environment."

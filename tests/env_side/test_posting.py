@@ -98,3 +98,14 @@ def test_posts_are_counted_against_the_real_api(tmp_path):
     record = json.loads((tmp_path / "s.json").read_text())
     assert record["groups_posted"] == 3 and record["sequences_posted"] == 6
     assert record["refused_by_api"] == 1 and "422" in record["last_error"]
+
+
+def test_last_error_line_of_a_log(tmp_path):
+    from atropos_verl.launch.health import last_error_line
+
+    log = tmp_path / "trainer.log"
+    log.write_text("step 1\nTraceback (most recent call last):\n  x\nNothingToLearnError: 5 consecutive steps\nbye\n")
+    assert last_error_line(log) == "NothingToLearnError: 5 consecutive steps"
+    log.write_text("all fine\n\n")
+    assert last_error_line(log) is None and last_error_line(log, or_last=True) == "all fine"
+    assert last_error_line(tmp_path / "missing.log", or_last=True) == "(no log)"

@@ -10,7 +10,7 @@ import pytest
 
 from atropos_verl.trainer.env_names import EnvNames
 from atropos_verl.trainer.metrics import rejection_metrics
-from atropos_verl.trainer.reject_ceiling import NothingToLearn, RejectionCeiling
+from atropos_verl.trainer.reject_ceiling import NothingToLearnError, RejectionCeiling
 
 
 def _names(env_id):
@@ -29,7 +29,7 @@ def test_consecutive_fully_rejected_steps_end_the_run():
         ceiling.record(step, groups, [(0, "a"), (1, "a")], _names)
         ceiling.check()
     ceiling.record(6, groups, [(0, "a"), (1, "b")], _names)
-    with pytest.raises(NothingToLearn, match=r"3 consecutive steps.*a x5, b x1"):
+    with pytest.raises(NothingToLearnError, match=r"3 consecutive steps.*a x5, b x1"):
         ceiling.check()
     summary = ceiling.summary()
     assert "11 of 12 groups rejected" in summary and "a 8, b 3" in summary and "gsm8k 6, tools 5" in summary
@@ -40,7 +40,7 @@ def test_fraction_below_one():
     ceiling.record(1, [{}, {}, {}, {}], [(0, "x")], _names)
     ceiling.check()
     ceiling.record(2, [{}, {}, {}, {}], [(0, "x"), (1, "x")], _names)
-    with pytest.raises(NothingToLearn):
+    with pytest.raises(NothingToLearnError):
         ceiling.check()
     with pytest.raises(ValueError):
         RejectionCeiling(steps=0, fraction=1.0)
