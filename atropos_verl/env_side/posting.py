@@ -50,15 +50,12 @@ class EnvStatus:
             "declared_servers": [],
         }
 
-    def update(self, **fields: Any) -> None:
+    def update(self, counts: dict[str, int] | None = None, **fields: Any) -> None:
+        """Add `counts` to counters and set `fields`, then rewrite the file once."""
         with self._lock:
-            self.record.update(fields)
-            self._write()
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            for key, n in counts.items():
+            for key, n in (counts or {}).items():
                 self.record[key] = int(self.record.get(key) or 0) + n
+            self.record.update(fields)
             self._write()
 
     def _write(self) -> None:
@@ -82,8 +79,7 @@ class _ErrorRecorder(logging.Handler):
             message = record.getMessage()
         except Exception:  # a broken log call must not break the environment
             message = str(record.msg)
-        self.status.add(errors_logged=1)
-        self.status.update(last_error=f"{record.name}: {message}"[:2000])
+        self.status.update({"errors_logged": 1}, last_error=f"{record.name}: {message}"[:2000])
 
 
 def _groups_in(payload: Any) -> tuple[int, int]:
@@ -144,17 +140,15 @@ def install(status: EnvStatus) -> None:
             try:
                 result = await send(self, scored_data)
             except BaseException as exc:
-                status.add(send_failures=1)
-                status.update(last_error=f"posting {groups} group(s) failed: {exc!r}"[:2000])
+                status.update({"send_failures": 1}, last_error=f"posting {groups} group(s) failed: {exc!r}"[:2000])
                 raise
             finally:
                 _post_status.reset(token)
             if box.get("status", 200) >= 400:
-                status.add(refused_by_api=groups)
-                status.update(last_error=f"API answered {box['status']} to {groups} group(s): {box.get('text')}")
+                error = f"API answered {box['status']} to {groups} group(s): {box.get('text')}"
+                status.update({"refused_by_api": groups}, last_error=error)
             else:
-                status.add(groups_posted=groups, sequences_posted=sequences)
-                status.update(last_post_time=time.time())
+                status.update({"groups_posted": groups, "sequences_posted": sequences}, last_post_time=time.time())
             return result
 
         return _send_scored_data_to_api

@@ -48,15 +48,19 @@ def group_metrics(data: DataProto, *, received: int, rejected: Mapping[str, int]
     return out
 
 
-def rejection_metrics(
+def rejected_by_env(
     groups: Sequence[Any], rejected: Sequence[tuple[int, str]], env_name: Callable[[Any], str]
-) -> dict[str, float]:
-    """Quarantined groups per environment name this step."""
+) -> Counter[str]:
+    """Quarantined groups of one step per environment name."""
     counts: Counter[str] = Counter()
     for index, _ in rejected:
         group = groups[index]
         counts[env_name(group.get("env_id") if isinstance(group, Mapping) else None)] += 1
-    return {f"atropos/env/{env}/groups_rejected": float(n) for env, n in counts.items()}
+    return counts
+
+
+def rejection_metrics(by_env: Mapping[str, int]) -> dict[str, float]:
+    return {f"atropos/env/{env}/groups_rejected": float(n) for env, n in by_env.items()}
 
 
 def time_split(timing_raw: Mapping[str, float]) -> dict[str, float]:

@@ -41,7 +41,7 @@ from .batch_trace import write_trace
 from .drain import RolloutDrain, install_draining_replicas
 from .endpoints import Endpoints, publish_endpoints
 from .env_names import EnvNames
-from .metrics import group_metrics, rejection_metrics, temperature_metrics, time_split
+from .metrics import group_metrics, rejected_by_env, rejection_metrics, temperature_metrics, time_split
 from .old_log_probs import bypass_enabled, take_rollout_log_probs
 from .progress import StepProgress
 from .quarantine import QuarantineFile
@@ -161,7 +161,8 @@ class AtroposRayTrainer(RayPPOTrainer):
             logger.warning("no group of this batch is usable: %s", exc)
             rejected = exc.rejected
         counts = self.quarantine.write(self.global_steps, groups, sorted(rejected), env_name=names)
-        self.rejections.record(self.global_steps, groups, rejected, names)
+        by_env = rejected_by_env(groups, rejected, names)
+        self.rejections.record(len(groups), counts, by_env)
         metrics: dict[str, float] = {"atropos/logprobs_discarded_groups": float(len(discarded))}
         if discarded:
             logger.warning("step %d: %d group(s) sent impossible inference_logprobs (> 0); the actor recomputes them",
@@ -178,7 +179,7 @@ class AtroposRayTrainer(RayPPOTrainer):
             metrics.update({f"atropos/rejected/{k}": float(v) for k, v in counts.items()})
             metrics["atropos/groups_received"] = float(len(groups))
             metrics["atropos/groups_rejected"] = float(sum(counts.values()))
-        metrics.update(rejection_metrics(groups, rejected, names))
+        metrics.update(rejection_metrics(by_env))
         return data, metrics
 
     def _pad_to_minibatches(self, data: DataProto) -> tuple[DataProto, int]:

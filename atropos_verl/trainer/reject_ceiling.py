@@ -10,8 +10,7 @@ consecutive steps rejected) ends such a run with an error naming the top reasons
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
 
 class NothingToLearnError(RuntimeError):
@@ -31,20 +30,16 @@ class RejectionCeiling:
         self.rejected = 0
         self._streak_reasons: Counter[str] = Counter()
 
-    def record(
-        self, step: int, groups: Sequence[Any], rejected: Sequence[tuple[int, str]], env_name: Callable[[Any], str]
-    ) -> None:
-        self.received += len(groups)
-        self.rejected += len(rejected)
-        for index, reason in rejected:
-            group = groups[index]
-            env = env_name(group.get("env_id") if isinstance(group, Mapping) else None)
-            self.by_reason[reason] += 1
-            self.by_env[env] += 1
-        share = len(rejected) / len(groups) if groups else 0.0
-        if groups and share >= self.fraction:
+    def record(self, received: int, by_reason: Mapping[str, int], by_env: Mapping[str, int]) -> None:
+        """One step: `received` groups, the rejected ones counted by reason and by environment name."""
+        rejected = sum(by_reason.values())
+        self.received += received
+        self.rejected += rejected
+        self.by_reason.update(by_reason)
+        self.by_env.update(by_env)
+        if received and rejected / received >= self.fraction:
             self.streak += 1
-            self._streak_reasons.update(reason for _, reason in rejected)
+            self._streak_reasons.update(by_reason)
         else:
             self.streak = 0
             self._streak_reasons.clear()

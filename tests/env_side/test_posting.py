@@ -19,7 +19,7 @@ from atropos_verl.trainer.endpoints import Endpoints
 def test_status_counts_and_logged_errors(tmp_path):
     status = EnvStatus(tmp_path / "e.status.json")
     status.update(env_id=3, name="gsm8k", time=time.time())
-    status.add(groups_posted=2, sequences_posted=8)
+    status.update({"groups_posted": 2, "sequences_posted": 8})
     handler = _ErrorRecorder(status)
     logger = logging.getLogger("test_posting")
     logger.addHandler(handler)

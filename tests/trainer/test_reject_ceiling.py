@@ -5,11 +5,12 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 
 from atropos_verl.trainer.env_names import EnvNames
-from atropos_verl.trainer.metrics import rejection_metrics
+from atropos_verl.trainer.metrics import rejected_by_env, rejection_metrics
 from atropos_verl.trainer.reject_ceiling import NothingToLearnError, RejectionCeiling
 
 
@@ -17,18 +18,23 @@ def _names(env_id):
     return {0: "gsm8k", 1: "tools"}.get(env_id, f"env{env_id}")
 
 
+def _record(ceiling, groups, rejected):
+    """As the trainer does: rejected groups counted by reason and by environment name, then recorded."""
+    ceiling.record(len(groups), Counter(reason for _, reason in rejected), rejected_by_env(groups, rejected, _names))
+
+
 def test_consecutive_fully_rejected_steps_end_the_run():
     ceiling = RejectionCeiling(steps=3, fraction=1.0)
     groups = [{"env_id": 0}, {"env_id": 1}]
     for step in (1, 2):
-        ceiling.record(step, groups, [(0, "a"), (1, "b")], _names)
+        _record(ceiling, groups, [(0, "a"), (1, "b")])
         ceiling.check()
-    ceiling.record(3, groups, [(0, "a")], _names)  # one group trained: the streak restarts
+    _record(ceiling, groups, [(0, "a")])  # one group trained: the streak restarts
     ceiling.check()
     for step in (4, 5):
-        ceiling.record(step, groups, [(0, "a"), (1, "a")], _names)
+        _record(ceiling, groups, [(0, "a"), (1, "a")])
         ceiling.check()
-    ceiling.record(6, groups, [(0, "a"), (1, "b")], _names)
+    _record(ceiling, groups, [(0, "a"), (1, "b")])
     with pytest.raises(NothingToLearnError, match=r"3 consecutive steps.*a x5, b x1"):
         ceiling.check()
     summary = ceiling.summary()
@@ -37,9 +43,9 @@ def test_consecutive_fully_rejected_steps_end_the_run():
 
 def test_fraction_below_one():
     ceiling = RejectionCeiling(steps=1, fraction=0.5)
-    ceiling.record(1, [{}, {}, {}, {}], [(0, "x")], _names)
+    _record(ceiling, [{}, {}, {}, {}], [(0, "x")])
     ceiling.check()
-    ceiling.record(2, [{}, {}, {}, {}], [(0, "x"), (1, "x")], _names)
+    _record(ceiling, [{}, {}, {}, {}], [(0, "x"), (1, "x")])
     with pytest.raises(NothingToLearnError):
         ceiling.check()
     with pytest.raises(ValueError):
@@ -55,5 +61,6 @@ def test_env_names_from_status_files(tmp_path):
     names = EnvNames(tmp_path)
     names.refresh()
     assert names.name_of(0) == "gsm8k" and names.name_of(3) == "env3" and names.name_of(None) == "unknown"
-    metrics = rejection_metrics([{"env_id": 0}, {"env_id": 3}, {"env_id": 0}], [(0, "r"), (2, "r")], names.name_of)
+    by_env = rejected_by_env([{"env_id": 0}, {"env_id": 3}, {"env_id": 0}], [(0, "r"), (2, "r")], names.name_of)
+    metrics = rejection_metrics(by_env)
     assert metrics == {"atropos/env/gsm8k/groups_rejected": 2.0}
