@@ -24,9 +24,9 @@ def write_trace(path: str | Path, step: int, data: DataProto, padding_key: str) 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     written = 0
+    width_p = b["prompts"].shape[1]
     with path.open("a", encoding="utf-8") as fh:
         for i in keep:
-            width_p = b["prompts"].shape[1]
             attn = b["attention_mask"][i].bool()
             prompt = b["prompts"][i][attn[:width_p]].tolist()
             response = b["responses"][i][attn[width_p:]].tolist()

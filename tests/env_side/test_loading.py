@@ -20,6 +20,13 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
+def _python(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter (imports and sys.path changes stay out of the test process); must succeed."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
 def _checkout(tmp_path: Path) -> Path:
     root = tmp_path / "ck"
     _write(root / "pyproject.toml", "")
@@ -40,8 +47,7 @@ def test_relative_and_checkout_rooted_imports(tmp_path):
     assert find_root(path) == root.resolve()
     assert module_name(path, root.resolve()) == "environments.pkg.relative_env"
     code = f"from atropos_verl.env_side.loading import load_file; m = load_file({str(path)!r}); print(m.RESULT)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert out.returncode == 0, out.stderr
+    out = _python(code, tmp_path)
     assert out.stdout.strip() == "42"
 
 
@@ -49,8 +55,7 @@ def test_namespace_folder_with_sibling_imports(tmp_path):
     root = _checkout(tmp_path)
     path = root / "environments" / "nopkg" / "sibling_env.py"
     code = f"from atropos_verl.env_side.loading import load_file; print(load_file({str(path)!r}, {str(root)!r}).X)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert out.returncode == 0, out.stderr
+    out = _python(code, tmp_path)
     assert out.stdout.strip() == "sibling"
 
 
@@ -88,6 +93,5 @@ def test_runner_picks_the_most_derived_class(tmp_path):
             name = "concrete"
     """)
     code = f"from atropos_verl.env_side.runner import resolve_env; print(resolve_env({str(path)!r}).__name__)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert out.returncode == 0, out.stderr
+    out = _python(code, tmp_path)
     assert out.stdout.strip() == "Concrete"
