@@ -25,7 +25,6 @@ class Snapshot:
     api_step: int | None = None
     queue_size: int | None = None
     servers: dict[str, bool] = field(default_factory=dict)
-    registered: dict[str, bool] = field(default_factory=dict)
     envs: dict[str, dict[str, Any]] = field(default_factory=dict)  # each env process's status record
     trainer_step: int | None = None
     mean_score: float | None = None
@@ -151,9 +150,7 @@ class HealthMonitor:
                 snap.servers[addr] = False
         for child in sup.children:
             if child.role == "env":
-                record = read_env_status(env_status_file(self.plan.run_dir, child.name), child.pid) or {}
-                snap.envs[child.name] = record
-                snap.registered[child.name] = record.get("env_id") is not None
+                snap.envs[child.name] = read_env_status(env_status_file(self.plan.run_dir, child.name), child.pid) or {}
         metrics = last_metrics(self.plan.run_dir)
         if metrics:
             snap.trainer_step = metrics.get("step")
