@@ -12,7 +12,8 @@ servers with `actor_rollout_ref.rollout.temperature` as the default (vLLM's `ove
 launcher passes as `$ATROPOS_VERL_SERVER_TEMPERATURE`; without it, the model's `generation_config.json` temperature,
 else 1.0. When one task sampled at
 several temperatures and reported none, the group carries the temperatures seen and the trainer rejects it as
-`temperature_ambiguous` rather than guess.
+`temperature_ambiguous` rather than guess. Greedy requests (temperature 0) are left out: they are probes or judges,
+never a temperature log-probs can be computed at.
 """
 
 from __future__ import annotations
@@ -68,7 +69,11 @@ def stamp(group: dict[str, Any], seen: list[float | None], default: float) -> No
     """Write what the requests of this group's task were sampled at into `generation_params` (see module doc)."""
     if not seen or reported_temperature(group):
         return
-    temps = sorted({default if t is None else float(t) for t in seen})
+    # Greedy requests (temperature 0: probes, judges, self-checks inside a rollout) sample nothing the trainer could
+    # compute log-probs for, so they cannot be what a trained sequence was sampled at.
+    temps = sorted({default if t is None else float(t) for t in seen if t is None or float(t) > 0})
+    if not temps:
+        return
     params = dict(group.get("generation_params") or {})
     if len(temps) == 1:
         params["temperature"] = temps[0]

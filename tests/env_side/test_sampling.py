@@ -39,6 +39,16 @@ def test_disagreeing_temperatures_are_listed_not_guessed():
     assert g["generation_params"][TEMPERATURES_SEEN_KEY] == [0.7, 1.0]
 
 
+def test_greedy_requests_are_not_sampling_temperatures():
+    # a rollout task that samples the group at 1.0 and greedily probes the model once (tests/trainer/e2e_env.py)
+    g = _group()
+    stamp(g, [1.0, 0.0], default=1.0)
+    assert g["generation_params"] == {"temperature": 1.0}
+    g = _group()
+    stamp(g, [0.0], default=1.0)  # only greedy calls: nothing to stamp
+    assert "generation_params" not in g
+
+
 def test_what_the_environment_reported_is_kept():
     for reported in (
         {"generation_params": {"temperature": 0.3}},
