@@ -139,7 +139,7 @@ def install(status: EnvStatus) -> None:
             token = _post_status.set(box)
             try:
                 result = await send(self, scored_data)
-            except BaseException as exc:
+            except Exception as exc:  # not CancelledError: a post cut off by shutdown did not fail
                 status.update({"send_failures": 1}, last_error=f"posting {groups} group(s) failed: {exc!r}"[:2000])
                 raise
             finally:

@@ -57,14 +57,18 @@ def run_config(tmp_path: Path) -> Path:
         "data.max_response_length=64",
         f"trainer.total_training_steps={STEPS}",
         f"atropos.batch_trace={tmp_path / 'trace.jsonl'}",
+        "atropos.poll_timeout=300",
     ]
     config = {
         "run_name": "conformance",
         "output_dir": str(tmp_path / "runs"),
         "build_model": {**tiny["build_model"], "size": {**tiny["build_model"]["size"], "max_position_embeddings": 256}},
         "atropos_checkout": str(CHECKOUT),
+        # The slow two-turn environment is guaranteed a group in every batch (Atropos' own mechanism for a
+        # multi-environment share); the other two fill the rest, so every environment trains in a 4-step run.
         "environments": [
-            {"env": path, "name": name} for name, path in ENVS.items()
+            {"env": path, "name": name, **({"min_batch_allocation": 0.5} if name == "per_item_two_servers" else {})}
+            for name, path in ENVS.items()
         ],
         "supervision": tiny["supervision"],
         "verl": verl,
@@ -111,6 +115,8 @@ def test_conformance_environments_train_unmodified(tmp_path, monkeypatch):
             assert tokens in sent, f"{name}: trained a sequence the environment never posted"
             env_mask = sent[tokens][len(row["prompt"]):]
             assert row["response_mask"] == [int(m != -100) for m in env_mask], name
+    shares = [sum(r["env"] == "per_item_two_servers" for r in trained if r["step"] == step) for step in range(1, STEPS + 1)]
+    assert all(share >= 4 for share in shares), shares  # min_batch_allocation 0.5 of 8 sequences: a group each step
     multi_turn = [r for r in by_env["per_item_two_servers"] if 0 in r["response_mask"]]
     assert multi_turn, "the environment's turn inside the completion was not masked"
 
