@@ -115,7 +115,8 @@ def test_conformance_environments_train_unmodified(tmp_path, monkeypatch):
             assert tokens in sent, f"{name}: trained a sequence the environment never posted"
             env_mask = sent[tokens][len(row["prompt"]):]
             assert row["response_mask"] == [int(m != -100) for m in env_mask], name
-    shares = [sum(r["env"] == "per_item_two_servers" for r in trained if r["step"] == step) for step in range(1, STEPS + 1)]
+    per_item = [r["step"] for r in trained if r["env"] == "per_item_two_servers"]
+    shares = [per_item.count(step) for step in range(1, STEPS + 1)]
     assert all(share >= 4 for share in shares), shares  # min_batch_allocation 0.5 of 8 sequences: a group each step
     multi_turn = [r for r in by_env["per_item_two_servers"] if 0 in r["response_mask"]]
     assert multi_turn, "the environment's turn inside the completion was not masked"
