@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Start and stop a private local Ray cluster for the CPU platform.
 
-- Its own short `_temp_dir` (/tmp/rv-XXXX): Ray's unix socket paths must stay within 107 characters, and a private
-  directory keeps concurrent jobs apart.
+- Its own short `_temp_dir` ($TMPDIR/rv-XXXX, /tmp without TMPDIR): Ray's unix socket paths must stay within 107
+  characters, and a private directory keeps concurrent jobs apart.
 - Logical CPUs beyond the physical ones: each FSDP rank's placement bundle reserves `max_colocate_count` (3) CPUs,
   and verl's driver-side actors (load balancer `verl/.../router.py:322`, `AgentLoopWorker` `agent_loop.py:1217`,
   `RewardLoopWorker` `reward_loop.py:334`) ask for 1 CPU each; with 2 real CPUs they would never be scheduled.
@@ -126,7 +126,7 @@ def start_ray(
     num_cpus: int | None = None,
     env_vars: Mapping[str, str] | None = None,
     object_store_memory: int = 512 << 20,
-    temp_root: str = "/tmp",
+    temp_root: str | None = None,
     log_to_driver: bool = True,
 ) -> RayCluster:
     """`ray.init` a private local cluster for the CPU platform and return its handle (call `.shutdown()` yourself).
@@ -139,7 +139,8 @@ def start_ray(
         raise RuntimeError("Ray is already initialised in this process; start_ray owns the cluster it starts")
     shm = ShmTracker().snapshot()
     children_before = {p.pid for p in psutil.Process().children()}
-    temp_dir = Path(tempfile.mkdtemp(prefix="rv-", dir=temp_root))
+    # Under the launcher's private TMPDIR when there is one (removed with it even if we are killed), else /tmp.
+    temp_dir = Path(tempfile.mkdtemp(prefix="rv-", dir=temp_root or os.environ.get("TMPDIR") or "/tmp"))
     env = cpu_env_vars(env_vars)
     # vLLM's ZMQ IPC sockets go to the system temp dir by default; keep them inside ours so shutdown removes them.
     env.setdefault("VLLM_RPC_BASE_PATH", str(temp_dir / "vllm"))
