@@ -59,7 +59,7 @@ def test_score_sits_at_last_trainable_position():
 
 
 def test_temperature_precedence():
-    item = simple_group(4, overrides=[{"temperature": 0.3}, {}, None, {"temperature": "bad"}],
+    item = simple_group(4, overrides=[{"temperature": 0.3}, {}, None, {"temperature": 0}],
                         generation_params={"temperature": 0.7}, group_overrides={"temperature": 0.9})
     only_group = simple_group(2, group_overrides={"temperature": 0.9})
     default = simple_group(2)
@@ -194,16 +194,60 @@ def test_images_and_distillation_are_rejected_not_dropped():
     assert convert([g, simple_group(4)]).rejected == [(0, Reason.DISTILLATION)]
 
 
-def test_positive_logprobs_at_trained_positions_drop_the_groups_logprobs():
+def test_positive_logprobs_at_trained_positions_reject_the_group():
     bad = simple_group(4)
-    bad["inference_logprobs"][0][-1] = 1.0  # ManagedServer's padding value at a trained position
+    bad["inference_logprobs"][0][-1] = 1.0  # ManagedServer's prompt padding value, here at a trained position
     result = convert([bad, simple_group(4, base=30)])
-    assert result.rejected == [] and result.logprobs_discarded == [0]
-    assert "rollout_log_probs" not in result.data.batch.keys()  # the actor recomputes them for the whole batch
+    assert result.rejected == [(0, Reason.LOGPROB_OUT_OF_RANGE)]
+    assert "rollout_log_probs" in result.data.batch.keys()  # the other group's log-probs are kept
     good = simple_group(4)
-    good["inference_logprobs"][1][-1] = 5e-5  # float noise above 0 is clamped, not discarded
+    good["inference_logprobs"][1][-1] = 5e-5  # float noise above 0 is clamped, not rejected
     result = convert([good])
-    assert result.logprobs_discarded == [] and result.data.batch["rollout_log_probs"].max().item() <= 0.0
+    assert result.rejected == [] and result.data.batch["rollout_log_probs"].max().item() <= 0.0
+
+
+def _with(**changes):
+    group = simple_group(4)
+    for key, fn in changes.items():
+        fn(group) if callable(fn) else group.__setitem__(key, fn)
+    return group
+
+
+LIMIT_VIOLATIONS = {
+    "float32_overflowing_score": (_with(scores=[1e39, 0.0, 0.0, 0.0]), Reason.SCORE_OUT_OF_RANGE),
+    "huge_score": (_with(scores=[1e7, 0.0, 0.0, 0.0]), Reason.SCORE_OUT_OF_RANGE),
+    "huge_advantage": (_with(advantages=[[2e4] * 8] + [[0.0] * 8] * 3), Reason.ADVANTAGE_OUT_OF_RANGE),
+    "float32_overflowing_advantage": (_with(advantages=[[1e39] * 8] + [[0.0] * 8] * 3), Reason.ADVANTAGE_NOT_FINITE),
+    "logprob_far_below": (_with(x=lambda g: g["inference_logprobs"][0].__setitem__(-1, -1e9)),
+                          Reason.LOGPROB_OUT_OF_RANGE),
+    "tiny_temperature": (_with(generation_params={"temperature": 1e-30}), Reason.TEMPERATURE_OUT_OF_RANGE),
+    "negative_temperature": (_with(group_overrides={"temperature": -1.0}), Reason.TEMPERATURE_OUT_OF_RANGE),
+    "string_temperature": (_with(overrides=[{"temperature": "hot"}] + [{}] * 3), Reason.TEMPERATURE_OUT_OF_RANGE),
+    "token_beyond_vocab": (_with(x=lambda g: g["tokens"][0].__setitem__(-1, 250)), Reason.TOKEN_OUT_OF_VOCAB),
+    "string_env_id": (_with(env_id="0"), Reason.BAD_ENV_ID),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIMIT_VIOLATIONS))
+def test_numbers_outside_the_limits_are_rejected(name):
+    from atropos_verl.group_rules import Limits
+
+    group, reason = LIMIT_VIOLATIONS[name]
+    if name == "token_beyond_vocab":
+        group["masks"][0][-1] = group["tokens"][0][-1]
+    result = groups_to_dataproto([group, simple_group(4, base=30)], pad_token_id=0, max_prompt_length=32,
+                                 max_response_length=32, limits=Limits(vocab_size=200))
+    assert result.rejected == [(0, reason)]
+
+
+def test_greedy_temperature_means_unstated_and_limits_come_from_config():
+    from atropos_verl.group_rules import Limits
+
+    result = convert([_with(generation_params={"temperature": 0})])
+    assert result.rejected == [] and result.data.batch["temperature"].tolist() == [1.0] * 4
+    assert Limits.from_mapping({"max_abs_score": 5.0}, vocab_size=None).max_abs_score == 5.0
+    with pytest.raises(ValueError, match="max_abs_scor"):
+        Limits.from_mapping({"max_abs_scor": 5.0})
 
 
 def test_disagreeing_sampling_temperatures_are_rejected():

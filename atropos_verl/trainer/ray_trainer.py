@@ -32,6 +32,7 @@ from verl.trainer.ppo.metric_utils import compute_data_metrics, compute_timing_m
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer, apply_kl_penalty
 from verl.utils.profiler import marked_timer
 
+from atropos_verl.group_rules import Limits, vocab_size_of
 from atropos_verl.platform.sync import SYNC_HINT, call_with_timeout
 
 from .advantages import compute_advantages
@@ -70,6 +71,9 @@ class AtroposRayTrainer(RayPPOTrainer):
             self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         )
         self.drain: RolloutDrain | None = None
+        self.limits = Limits.from_mapping(
+            self.atropos.get("limits"), vocab_size=vocab_size_of(self.config.actor_rollout_ref.model.path)
+        )
         self.env_names = EnvNames(self.run_dir / "envs")
         self.rejections = RejectionCeiling(
             steps=int(self.atropos.reject_ceiling.steps), fraction=float(self.atropos.reject_ceiling.fraction)
@@ -145,7 +149,6 @@ class AtroposRayTrainer(RayPPOTrainer):
         # their own size and the API splitting buffered groups.
         data = None
         rejected: list[tuple[int, str]] = []
-        discarded: list[int] = []
         cfg = self.config.data
         self.env_names.refresh()
         names = self.env_names.name_of
@@ -155,18 +158,16 @@ class AtroposRayTrainer(RayPPOTrainer):
                 pad_token_id=self.pad_token_id,
                 max_prompt_length=int(cfg.max_prompt_length),
                 max_response_length=int(cfg.max_response_length),
+                limits=self.limits,
             )
-            rejected, data, discarded = conv.rejected, conv.data, conv.logprobs_discarded
+            rejected, data = conv.rejected, conv.data
         except AllGroupsRejected as exc:
             logger.warning("no group of this batch is usable: %s", exc)
             rejected = exc.rejected
         counts = self.quarantine.write(self.global_steps, groups, sorted(rejected), env_name=names)
         by_env = rejected_by_env(groups, rejected, names)
         self.rejections.record(len(groups), counts, by_env)
-        metrics: dict[str, float] = {"atropos/logprobs_discarded_groups": float(len(discarded))}
-        if discarded:
-            logger.warning("step %d: %d group(s) sent impossible inference_logprobs (> 0); the actor recomputes them",
-                           self.global_steps, len(discarded))
+        metrics: dict[str, float] = {}
         if data is not None:
             data.non_tensor_batch["env_name"] = np.array([names(e) for e in data.non_tensor_batch["env_id"]], object)
             metrics.update(group_metrics(data, received=len(groups), rejected=counts))
