@@ -32,7 +32,11 @@ from atropos_verl.launch.heldout_report import heldout_report
 from atropos_verl.launch.live_view import LiveView
 from atropos_verl.launch.model_prep import prepare_model
 from atropos_verl.launch.plan import RunPlan, make_plan
+from atropos_verl.launch.preflight import check_environments
+from atropos_verl.launch.run_dir import RunDirLock, check_output_dir
+from atropos_verl.launch.run_temp import make_run_temp, new_logger_dirs, remove_run_files
 from atropos_verl.launch.supervisor import Child, RunFailed, Supervisor
+from atropos_verl.launch.watchdog import start_watchdog, stopped
 from atropos_verl.platform.shm import ShmTracker
 from atropos_verl.trainer.endpoints import Endpoints, read_endpoints
 
@@ -103,16 +107,29 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
     started = psutil.Process().create_time()  # the command's start, imports included
     config_path = Path(config_path)
     config = load_run_config(config_path)
-    model_path = prepare_model(config)
-    timings = {"model_ready_s": time.time() - started}
-    plan = make_plan(config, cli_overrides, has_accelerator=has_accelerator, config_dir=config_path.parent.resolve(),
-                     model_path=model_path)
+    check_output_dir(config.output_dir)
+    lock = RunDirLock(config.run_dir).acquire()  # before anything in the run dir is touched; refuses a second run
+    try:
+        model_path = prepare_model(config)
+        timings = {"model_ready_s": time.time() - started}
+        plan = make_plan(config, cli_overrides, has_accelerator=has_accelerator,
+                         config_dir=config_path.parent.resolve(), model_path=model_path)
+        check_environments([e.target for e in plan.envs], checkout=config.atropos_checkout)
+    except BaseException:
+        lock.release()
+        raise
     (plan.run_dir / "logs").mkdir(parents=True, exist_ok=True)
     plan.endpoints_file.unlink(missing_ok=True)  # a previous run's servers are gone
     (plan.run_dir / "launch.json").write_text(json.dumps({
         "config": str(config_path.resolve()), "api_url": plan.api_url, "backend": plan.backend,
         "trainer_argv": plan.trainer_argv, "envs": [e.name for e in plan.envs],
     }, indent=2))
+    # One private temp dir (TMPDIR of every child: Ray, vLLM, torch) and a watchdog that cleans up if we are killed.
+    temp_dir = make_run_temp()
+    empty_dirs = new_logger_dirs(plan.run_dir, Path.cwd())
+    watchdog = start_watchdog(plan.run_dir, temp_dir, empty_dirs)
+    tmpdir_before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(temp_dir)
 
     sup = Supervisor(restart_backoff=config.supervision.restart_backoff, stop_grace=config.supervision.stop_grace,
                      record=plan.run_dir / "processes.json")
@@ -182,6 +199,13 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
         result.leftovers = sup.stop_all()
         result.removed_shm = shm.cleanup()
         plan.endpoints_file.unlink(missing_ok=True)  # the servers it names are gone
+        remove_run_files(temp_dir, plan.endpoints_file, empty_dirs)
+        if tmpdir_before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = tmpdir_before
+        stopped(watchdog)
+        lock.release()
         view.stop()
     timings["total_s"] = time.time() - started
     view.summary(result)
