@@ -41,9 +41,14 @@ class QuarantineFile:
         step: int,
         groups: Sequence[Any],
         rejected: Sequence[tuple[int, str]],
-        env_name: Callable[[Any], str] | None = None,
+        env_name: Callable[[Any], str | None] | None = None,
+        source: str = "trainer",
     ) -> Counter[str]:
-        """Append one line per rejected (group_index, reason); returns the count per reason."""
+        """Append one line per rejected (group_index, reason); returns the count per reason.
+
+        `source` says who rejected it: "api" (the API's door, before queueing) or "trainer" (after `/batch`).
+        Both append to the same file, one `write` per line, so their lines never interleave.
+        """
         counts: Counter[str] = Counter()
         if not rejected:
             return counts
@@ -55,6 +60,7 @@ class QuarantineFile:
                 record = {
                     "time": now,
                     "step": step,
+                    "source": source,
                     "reason": reason,
                     "group_index": index,
                     "env_id": env_id,
@@ -62,8 +68,8 @@ class QuarantineFile:
                     "group": _jsonable(group),
                 }
                 fh.write(json.dumps(record, allow_nan=False) + "\n")
+                fh.flush()
                 counts[reason] += 1
-            fh.flush()
         return counts
 
     def read(self) -> list[dict[str, Any]]:
