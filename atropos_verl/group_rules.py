@@ -234,6 +234,8 @@ def validate(
     if limits.vocab_size is not None and flat_tokens.size and flat_tokens.max() >= limits.vocab_size:
         return Reason.TOKEN_OUT_OF_VOCAB
 
+    if any(isinstance(x, bool) or not isinstance(x, int | float) for x in scores):
+        return Reason.SCORE_NOT_FINITE  # strict: "1.0" or True is a bug in the environment, not a score
     try:
         score_arr = np.asarray(scores, dtype=np.float64)
     except (TypeError, ValueError):

@@ -6,7 +6,6 @@ quarantined, none reaches the queue, and the good groups posted between them all
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
