@@ -57,6 +57,10 @@ def _start_ray(config: DictConfig) -> Any:
 
     if ray.is_initialized():
         return None
+    from .loopback import bind_loopback, single_node
+
+    if single_node(config):
+        bind_loopback()
     if is_active():
         from atropos_verl.platform.ray_cluster import logical_cpus_needed, start_ray
 
