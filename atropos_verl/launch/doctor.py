@@ -192,6 +192,20 @@ def _check_env_tokenizers(http: httpx.Client, run_dir: Path, endpoints: Endpoint
     return checks
 
 
+def check_listeners(run_dir: Path, *, single_node: bool) -> list[Check]:
+    """Every listener of the live run with its address; on one node, any non-loopback one fails (it answers anyone,
+    with no key)."""
+    from atropos_verl.launch.listeners import run_listeners
+
+    found = run_listeners(run_dir)
+    exposed = [str(x) for x in found if not x.loopback]
+    detail = "\n    ".join([f"{len(found)} listener(s):", *map(str, found)])
+    if not single_node:
+        return [Check("listeners", True, detail)]
+    return [Check("listeners loopback", not exposed, detail if not exposed else f"not loopback: {exposed}; {detail}",
+                  "a single-node run binds 127.0.0.1 only (trainer/loopback.py); was Ray started outside the run?")]
+
+
 def run_doctor(config: RunConfig | None) -> list[Check]:
     checks = check_packages() + [check_platform()]
     if config is None:
@@ -206,7 +220,8 @@ def run_doctor(config: RunConfig | None) -> list[Check]:
         except httpx.HTTPError:
             up = False
         if up:
-            return checks + check_running(run_dir, api_url, read_endpoints(endpoints_file))
+            checks += check_running(run_dir, api_url, read_endpoints(endpoints_file))
+            return checks + check_listeners(run_dir, single_node=not config.ray_address)
         checks.append(Check("api /status", False, f"{api_url} unreachable, but {run_dir} has a run's endpoints",
                             f"the run is down or starting; see {run_dir}/logs/api.log"))
         return checks
