@@ -316,20 +316,27 @@ class AtroposRayTrainer(RayPPOTrainer):
     def _tracker(self):
         import os
 
-        from verl.utils.tracking import Tracking
+        from verl.utils.tracking import FileLogger, Tracking
 
-        backends = list(self.config.trainer.logger)
-        if "file" not in backends:
-            backends.append("file")
+        # verl's own file logger opens with "wb": a trainer started again on this run dir would wipe the steps
+        # already written. Ours appends; readers (health, demo report) take the newest line per step.
+        backends = [b for b in self.config.trainer.logger if b != "file"]
         start = self.global_steps
         name = "metrics.jsonl" if start == 0 else f"metrics.resumed-{start}.jsonl"
         os.environ["VERL_FILE_LOGGER_PATH"] = str(self.run_dir / name)
-        return Tracking(
+        tracking = Tracking(
             project_name=self.config.trainer.project_name,
             experiment_name=self.config.trainer.experiment_name,
             default_backend=backends,
             config=OmegaConf.to_container(self.config, resolve=True),
         )
+        logger = FileLogger.__new__(FileLogger)
+        logger.project_name = self.config.trainer.project_name
+        logger.experiment_name = self.config.trainer.experiment_name
+        logger.filepath = os.environ["VERL_FILE_LOGGER_PATH"]
+        logger.fp = open(logger.filepath, "ab", buffering=0)  # noqa: SIM115 - closed by Tracking.finish
+        tracking.logger["file"] = logger
+        return tracking
 
     def _api_step(self) -> int:
         """The API's own step counter; it runs ahead when envs queued several batches at the moment of a poll."""
