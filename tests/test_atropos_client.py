@@ -179,3 +179,34 @@ def test_registration_counts_sequences_and_adds_one_token():
         checkpoint_dir="c", save_checkpoint_interval=5, starting_step=3, num_steps=100,
     )
     assert reg.batch_size == 128 and reg.max_token_len == 41 and reg.starting_step == 3
+
+
+def test_a_stall_is_named_when_a_batch_worth_is_queued_but_cannot_be_cut(api):
+    """atroposlib's own app (no gate in front): groups of 5 add up to a batch of 8 but never pack into one."""
+    client = AtroposClient(api.url)
+    client.group_size = GROUP_SIZE
+    client.register(registration())
+    seen = []
+    client.get_batch()  # starts the trainer side
+    with httpx.Client(base_url=api.url, timeout=10) as http:
+        for _ in range(2):
+            http.post("/scored_data", json=simple_group(5)).raise_for_status()
+    with pytest.raises(TimeoutError, match="stalled"):
+        client.poll_batch(timeout=2.5, interval=0.1, check_every=0.5, on_check=lambda h: seen.append(h.stalled))
+    assert client.health.stalled and seen[-1] is True and client.health.queue_size == 2
+
+
+def test_batch_5xx_are_counted_with_the_apis_text(api):
+    """atroposlib's own app: a NaN score is queued, and every /batch that would carry it answers 500."""
+    client = AtroposClient(api.url)
+    client.register(registration())
+    client.get_batch()
+    poisoned = simple_group(GROUP_SIZE)
+    poisoned["scores"][0] = float("nan")
+    with httpx.Client(base_url=api.url, timeout=10) as http:
+        http.post("/scored_data", content=json.dumps(poisoned), headers={"content-type": "application/json"})
+        http.post("/scored_data", json=simple_group(GROUP_SIZE)).raise_for_status()
+    with pytest.raises(TimeoutError):
+        client.poll_batch(timeout=2.0, interval=0.1, max_interval=0.2)
+    assert client.health.server_errors >= 1
+    assert client.health.last_server_error.startswith("500")

@@ -16,6 +16,7 @@ import httpx
 
 from atropos_verl.env_side.env_yaml import env_status_file
 from atropos_verl.launch.supervisor import Supervisor
+from atropos_verl.trainer.atropos_client import API_CLIENT_FILE
 from atropos_verl.trainer.endpoints import Endpoints
 
 
@@ -29,6 +30,18 @@ class Snapshot:
     trainer_step: int | None = None
     mean_score: float | None = None
     checked_at: float = 0.0
+    api_client: dict[str, Any] = field(default_factory=dict)  # the trainer's PollHealth: 5xx from /batch, stall
+
+
+def api_client_problem(record: dict[str, Any]) -> str | None:
+    """One phrase for the live view when the trainer's batch polling is in trouble, else None."""
+    parts = []
+    if record.get("stalled"):
+        parts.append(f"STALLED: {record.get('queue_size')} group(s) queued, no batch forms "
+                     f"({record.get('waiting_s', 0):.0f}s)")
+    if record.get("server_errors"):
+        parts.append(f"/batch 5xx x{record['server_errors']}: {str(record.get('last_server_error'))[:120]}")
+    return "; ".join(parts) or None
 
 
 def read_env_status(path: Path, pid: int | None) -> dict[str, Any] | None:
@@ -151,6 +164,10 @@ class HealthMonitor:
         for child in sup.children:
             if child.role == "env":
                 snap.envs[child.name] = read_env_status(env_status_file(self.plan.run_dir, child.name), child.pid) or {}
+        try:
+            snap.api_client = json.loads((self.plan.run_dir / API_CLIENT_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            snap.api_client = {}
         metrics = last_metrics(self.plan.run_dir)
         if metrics:
             snap.trainer_step = metrics.get("step")

@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from atropos_verl.launch.health import HealthMonitor, env_health
+from atropos_verl.launch.health import HealthMonitor, api_client_problem, env_health
 from atropos_verl.launch.supervisor import Supervisor
 
 
@@ -49,9 +49,11 @@ class LiveView:
             f"{c.name}={c.state}" + (f"({c.restarts}r)" if c.restarts else "") for c in self.sup.children
         )
         score = "-" if s.mean_score is None else f"{s.mean_score:.3f}"
+        problem = api_client_problem(s.api_client)
         return (
             f"[{time.monotonic() - self._started:6.0f}s] step {_show(s.trainer_step)}"
             f" | api step {_show(s.api_step)} queue {_show(s.queue_size)} | mean score {score} | {procs}"
+            + (f" | {problem}" if problem else "")
         )
 
     def render(self) -> Group:
@@ -73,6 +75,8 @@ class LiveView:
             f"queue {_show(s.queue_size)} group(s)   "
             f"last mean score {'-' if s.mean_score is None else f'{s.mean_score:.3f}'}"
         )
+        if problem := api_client_problem(s.api_client):
+            stats.append(f"\n{problem}", style="bold red")
         return Group(table, stats)
 
     def refresh(self) -> None:
@@ -105,6 +109,8 @@ class LiveView:
             f"run {self.plan.config.run_name} ended: {result.reason} (exit code {result.exit_code})",
             f"  trainer step {s.trainer_step}, API step {s.api_step}, last mean score {s.mean_score}",
         ]
+        if problem := api_client_problem(s.api_client):
+            lines.append(f"  batch polling: {problem}")
         for c in self.sup.children:
             lines.append(f"  {c.name}: {c.state}, exit code {c.exit_code}, restarts {c.restarts}, log {c.log_path}")
             if c.role == "env" and s.envs.get(c.name):

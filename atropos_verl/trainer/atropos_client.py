@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
@@ -20,6 +21,9 @@ import msgspec
 logger = logging.getLogger(__name__)
 
 _decoder = msgspec.json.Decoder()
+
+#: Written by the trainer in its run dir while it waits for batches (PollHealth), read by the launcher.
+API_CLIENT_FILE = "api_client.json"
 
 
 class AtroposAPIError(RuntimeError):
@@ -69,6 +73,26 @@ class Registration:
         )
 
 
+@dataclass
+class PollHealth:
+    """What the client saw while waiting for batches; the trainer publishes it so the launcher's live view shows it.
+
+    server_errors / last_server_error: 5xx answers of `/batch` with the API's own error text (atroposlib answers 500
+        when a queued group cannot be serialised; every retry then loses time, so they are counted, not hidden).
+    stalled: the queue holds at least a batch worth of sequences but no batch forms (groups the API cannot pack).
+    """
+
+    server_errors: int = 0
+    last_server_error: str | None = None
+    waiting_s: float = 0.0
+    queue_size: int | None = None
+    stalled: bool = False
+    history: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "history"}
+
+
 class AtroposClient:
     """Register, poll `/batch`, read `/status`.
 
@@ -88,6 +112,9 @@ class AtroposClient:
         self.registration: Registration | None = None
         self.step = 0
         self.registrations = 0
+        self.health = PollHealth()
+        #: Sequences per group, when the caller knows it: lets a wait be told apart from a stall.
+        self.group_size: int | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -164,12 +191,17 @@ class AtroposClient:
         *,
         interval: float = 0.2,
         max_interval: float = 5.0,
+        check_every: float = 10.0,
+        on_check: Callable[[PollHealth], None] | None = None,
     ) -> list[dict[str, Any]]:
         """Poll `/batch` until a batch arrives. Connection errors and 5xx back off exponentially; 4xx raise at once.
 
-        Raises TimeoutError naming the API, its queue size and what to check when nothing arrives in `timeout` s.
+        Every `check_every` s of waiting, `/status` tells a slow environment from a stall and `on_check` gets the
+        client's health. Raises TimeoutError naming the API, its queue and what to check when nothing arrives.
         """
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = start + timeout
+        next_check = start + check_every
         delay = interval
         last_error: Exception | None = None
         while True:
@@ -177,20 +209,52 @@ class AtroposClient:
                 batch = self.get_batch()
                 last_error = None
                 if batch is not None:
+                    self.health.waiting_s, self.health.stalled = 0.0, False
+                    if on_check is not None:
+                        on_check(self.health)
                     return batch
                 delay = interval
             except (httpx.TransportError, httpx.HTTPStatusError) as exc:
                 last_error = exc
                 delay = min(max(delay * 2, interval), max_interval)
-                logger.warning("Atropos API %s unavailable (%s); retrying in %.1fs", self.url, exc, delay)
-            if time.monotonic() + delay > deadline:
+                if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500:
+                    self.health.server_errors += 1
+                    self.health.last_server_error = f"{exc.response.status_code}: {exc.response.text[:300]}"
+                    logger.error("Atropos API %s/batch answered %s (%d so far); retrying in %.1fs", self.url,
+                                 self.health.last_server_error, self.health.server_errors, delay)
+                else:
+                    logger.warning("Atropos API %s unavailable (%s); retrying in %.1fs", self.url, exc, delay)
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + check_every
+                self._check_stall(now - start)
+                if on_check is not None:
+                    on_check(self.health)
+            if now + delay > deadline:
                 raise TimeoutError(self._timeout_message(timeout, last_error))
             time.sleep(delay)
+
+    def _check_stall(self, waited: float) -> None:
+        self.health.waiting_s = waited
+        try:
+            queue = int(self.status().get("queue_size", 0))
+        except Exception:  # the API being down is reported by the poll itself
+            return
+        self.health.queue_size = queue
+        need = self.registration.batch_size if self.registration else None
+        stalled = bool(need and self.group_size and queue * self.group_size >= need)
+        if stalled and not self.health.stalled:
+            logger.error("stall: the Atropos API holds %d group(s) (>= %d sequences at %d per group) but no batch of "
+                         "%d forms after %.0fs; groups it cannot pack (sizes that do not divide the batch) block it",
+                         queue, queue * self.group_size, self.group_size, need, waited)
+        self.health.stalled = stalled
 
     def _timeout_message(self, timeout: float, last_error: Exception | None) -> str:
         try:
             st = self.status()
             where = f"API step {st.get('current_step')}, queue holds {st.get('queue_size')} group(s)"
+            if self.health.stalled:
+                where += ", stalled: a batch worth of sequences is queued but none can be cut"
         except Exception as exc:  # the API itself may be what is down
             where = f"/status unreachable too ({exc})"
         cause = f"; last error: {last_error}" if last_error else ""

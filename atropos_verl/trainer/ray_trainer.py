@@ -17,6 +17,7 @@ Everything model-related is verl's own code (`_compute_old_log_prob`, `_compute_
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
@@ -36,7 +37,7 @@ from atropos_verl.group_rules import Limits, vocab_size_of
 from atropos_verl.platform.sync import SYNC_HINT, call_with_timeout
 
 from .advantages import compute_advantages
-from .atropos_client import AtroposClient, Registration
+from .atropos_client import API_CLIENT_FILE, AtroposClient, PollHealth, Registration
 from .batch import AllGroupsRejected, groups_to_dataproto
 from .batch_trace import write_trace
 from .drain import RolloutDrain, install_draining_replicas
@@ -65,6 +66,7 @@ class AtroposRayTrainer(RayPPOTrainer):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.bypass = bypass_enabled(self.config)
         self.client = client or AtroposClient(self.atropos.api_url)
+        self.client.group_size = int(self.config.actor_rollout_ref.rollout.n)
         self.quarantine = QuarantineFile(self.atropos.quarantine_file)
         self.group_size = int(self.config.actor_rollout_ref.rollout.n)
         self.pad_token_id = (
@@ -372,12 +374,20 @@ class AtroposRayTrainer(RayPPOTrainer):
             progress.close()
             print(self.rejections.summary(), flush=True)
 
+    def _publish_poll_health(self, health: PollHealth) -> None:
+        """`<run dir>/api_client.json`: 5xx answers and stalls while waiting, for the launcher's live view."""
+        path = self.run_dir / API_CLIENT_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"step": self.global_steps, "time": time.time(), **health.to_json()}))
+        tmp.replace(path)
+
     def _step(self) -> dict[str, float]:
         metrics: dict[str, float] = {"training/global_step": float(self.global_steps)}
         timing_raw: dict[str, float] = {}
         with marked_timer("step", timing_raw):
             with marked_timer("wait_batch", timing_raw):
-                groups = self.client.poll_batch(float(self.atropos.poll_timeout))
+                groups = self.client.poll_batch(float(self.atropos.poll_timeout), on_check=self._publish_poll_health)
+            metrics["atropos/api_server_errors"] = float(self.client.health.server_errors)
             self.client.step = self.global_steps
             api_step = self._api_step()
             self.train_dataloader.api_step = api_step
