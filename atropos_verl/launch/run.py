@@ -36,6 +36,7 @@ from atropos_verl.launch.preflight import check_environments
 from atropos_verl.launch.run_dir import RunDirLock, check_output_dir
 from atropos_verl.launch.run_temp import make_run_temp, new_logger_dirs, remove_run_files
 from atropos_verl.launch.supervisor import Child, RunFailed, Supervisor
+from atropos_verl.launch.trainer_restart import RESUMES_FILE, decide_resume, resume_trainer
 from atropos_verl.launch.watchdog import start_watchdog, stopped
 from atropos_verl.platform.shm import ShmTracker
 from atropos_verl.trainer.endpoints import Endpoints, read_endpoints
@@ -168,8 +169,24 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
             trainer = sup.check()
             if trainer is not None:
                 ok = trainer.exit_code == 0
-                why = "" if ok else last_error_line(trainer.log_path, or_last=True)
-                result = RunResult(trainer.exit_code or 0, "trainer finished" if ok else
+                decision = decide_resume(exit_code=trainer.exit_code, stopping=bool(stop), run_dir=plan.run_dir,
+                                         resumes_done=trainer.restarts, limit=config.supervision.trainer_restarts,
+                                         save_freq=plan.verl.trainer.get("save_freq"))
+                if decision.resume:
+                    view.note(f"resuming the trainer from step {decision.step}")
+                    endpoints = resume_trainer(
+                        plan, sup, trainer, decision.step, backoff=config.supervision.restart_backoff,
+                        stopped=lambda: bool(stop), wait_api=lambda a: health.wait_api(60, lambda: a.poll() is None),
+                        wait_endpoints=lambda: _wait_for_endpoints(plan, sup, view, stop))
+                    if endpoints is None:
+                        raise Interrupted()
+                    health.endpoints, api_starts = endpoints, len(api.sessions)
+                    view.note(f"running (trainer resumed {trainer.restarts}x)")
+                    continue
+                why = "" if ok else last_error_line(trainer.log_path, or_last=True) + f"; {decision.why}"
+                done = "trainer finished" + (f" (resumed {trainer.restarts}x from checkpoints, see "
+                                             f"{plan.run_dir / RESUMES_FILE})" if trainer.restarts else "")
+                result = RunResult(trainer.exit_code or 0, done if ok else
                                    f"trainer exited with code {trainer.exit_code}: {why} (see {trainer.log_path})",
                                    plan.run_dir)
                 break

@@ -1,0 +1,55 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""`atropos-verl run configs/cpu_tiny.yaml` with checkpoints every step: SIGKILL the trainer's whole session (Ray, the
+vLLM-CPU server and all) after its first checkpoint; the launcher must resume it from that checkpoint on a fresh API
+with restarted environments, and the run must still end at its last step with exit 0 and nothing left running."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from atropos_verl.launch.processes import session_members, stop_process_group
+from tests.e2e.test_launcher_e2e import assert_nothing_left, output, recorded_sessions, start_run, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
+
+
+def test_killed_trainer_is_resumed_from_its_checkpoint(tmp_path):
+    run_dir = tmp_path / "runs" / "cpu_tiny"
+    steps = 6
+    proc = start_run(tmp_path, f"trainer.total_training_steps={steps}", "trainer.save_freq=1")
+    ckpt = run_dir / "checkpoints" / "latest_checkpointed_iteration.txt"
+    try:
+        wait_for(ckpt.is_file, 600, proc, "the first checkpoint", tmp_path)
+        sid = recorded_sessions(run_dir)["trainer"][-1]
+        for p in session_members(sid):
+            os.kill(p.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        resumes = wait_for(lambda: (run_dir / "resumes.json").is_file()
+                           and json.loads((run_dir / "resumes.json").read_text()), 300, proc, "the resume", tmp_path)
+        k = resumes[0]["from_step"]
+        resumed_metrics = run_dir / f"metrics.resumed-{k}.jsonl"
+        wait_for(lambda: resumed_metrics.is_file() and resumed_metrics.stat().st_size > 0, 600, proc,
+                 "the resumed trainer's first step", tmp_path)
+        print(f"death -> resumed trainer's first step: {time.monotonic() - killed:.1f}s (from step {k})")
+        assert proc.wait(timeout=900) == 0, output(tmp_path)
+    finally:
+        if proc.poll() is None:
+            stop_process_group(proc, grace=15)
+    out = output(tmp_path)
+    assert f"resumed the trainer from step {k}" in out and "resumed 1x from checkpoints" in out, out
+    assert len(resumes) == 1 and resumes[0]["exit_code"] != 0
+    assert 1 <= k < steps
+    resumed_steps = [int(json.loads(line)["step"]) for line in resumed_metrics.read_text().splitlines()]
+    assert resumed_steps == list(range(k + 1, steps + 1))
+    log = (run_dir / "logs" / "trainer.log").read_text(errors="replace")
+    assert f"Setting global step to {k}" in log and f"at step {k} (batch_size=" in log
+    sessions = recorded_sessions(run_dir)
+    assert len(sessions["trainer"]) == 2 and len(sessions["api"]) == 2 and len(sessions["addition"]) == 2
+    assert not (run_dir / "endpoints.json").exists()
+    assert_nothing_left(run_dir, proc)
