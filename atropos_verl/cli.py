@@ -90,12 +90,16 @@ def run(
     import logging
 
     from atropos_verl.launch.config import ConfigError
-    from atropos_verl.launch.run import run as run_stack
-    from atropos_verl.platform.detect import host_has_accelerator
+    from atropos_verl.launch.preflight import preflight
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        result = run_stack(config, list(ctx.args), has_accelerator=host_has_accelerator(), live=live)
+        preflight(config)  # before the stack's imports: a bad config or environment fails in seconds
+        from atropos_verl.launch.run import run as run_stack
+        from atropos_verl.platform.detect import host_has_accelerator
+
+        result = run_stack(config, list(ctx.args), has_accelerator=host_has_accelerator(), live=live,
+                           preflight_done=True)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -104,18 +104,20 @@ def _start_envs(plan: RunPlan, sup: Supervisor, endpoints: Endpoints) -> None:
 
 
 def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: bool,
-        live: bool | None = None) -> RunResult:
+        live: bool | None = None, preflight_done: bool = False) -> RunResult:
     started = psutil.Process().create_time()  # the command's start, imports included
     config_path = Path(config_path)
     config = load_run_config(config_path)
-    check_output_dir(config.output_dir)
+    if not preflight_done:  # the CLI checks before importing this module (verl), to fail in seconds
+        check_output_dir(config.output_dir)
     lock = RunDirLock(config.run_dir).acquire()  # before anything in the run dir is touched; refuses a second run
     try:
         model_path = prepare_model(config)
         timings = {"model_ready_s": time.time() - started}
         plan = make_plan(config, cli_overrides, has_accelerator=has_accelerator,
                          config_dir=config_path.parent.resolve(), model_path=model_path)
-        check_environments([e.target for e in plan.envs], checkout=config.atropos_checkout)
+        if not preflight_done:
+            check_environments([e.target for e in plan.envs], checkout=config.atropos_checkout)
     except BaseException:
         lock.release()
         raise
