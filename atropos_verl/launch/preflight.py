@@ -103,10 +103,11 @@ def preflight(config_path: Path) -> None:
     """What is checked before the launcher imports the stack (verl takes seconds): config, output_dir, env imports."""
     from atropos_verl.launch.config import load_run_config
     from atropos_verl.launch.plan import _resolve_env_target
-    from atropos_verl.launch.run_dir import check_output_dir
+    from atropos_verl.launch.run_dir import RunDirLock, check_output_dir
 
     config = load_run_config(config_path)
     check_output_dir(config.output_dir)
+    RunDirLock(config.run_dir).refuse_if_held()  # a second launcher on a live run dir refuses at once
     base = config_path.parent.resolve()
     targets = [_resolve_env_target(spec, config.atropos_checkout, base) for spec in config.environments]
     check_environments(targets, checkout=config.atropos_checkout)

@@ -60,6 +60,20 @@ class RunDirLock:
         self.fd = fd
         return self
 
+    def refuse_if_held(self) -> None:
+        """Raise RunDirLocked when a live launcher holds the lock; creates nothing (a probe before the slow checks)."""
+        if not self.path.is_file():
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            raise RunDirLocked(f"{self.path.parent}: already in use by launcher pid {holder}; "
+                               f"stop it or pick another run_name") from None
+        finally:
+            os.close(fd)
+
     def release(self) -> None:
         if self.fd is not None:
             os.close(self.fd)  # the file stays: unlinking it would let a third launcher lock a different inode

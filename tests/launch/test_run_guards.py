@@ -30,7 +30,10 @@ def test_lock_second_acquire_refuses_with_pid(tmp_path):
     assert f"already in use by launcher pid {os.getpid()}" in out.stderr
     with pytest.raises(RunDirLocked, match=str(os.getpid())):  # an fd of this process is a holder of its own
         RunDirLock(tmp_path / "run").acquire()
+    with pytest.raises(RunDirLocked, match=str(os.getpid())):
+        RunDirLock(tmp_path / "run").refuse_if_held()
     held.release()
+    RunDirLock(tmp_path / "run").refuse_if_held()
     RunDirLock(tmp_path / "run").acquire().release()
 
 
