@@ -198,7 +198,7 @@ def check_listeners(run_dir: Path, *, single_node: bool) -> list[Check]:
     from atropos_verl.launch.listeners import run_listeners
 
     found = run_listeners(run_dir)
-    exposed = [str(x) for x in found if not x.loopback]
+    exposed = [str(x) for x in found if not x.loopback and not x.known]
     detail = "\n    ".join([f"{len(found)} listener(s):", *map(str, found)])
     if not single_node:
         return [Check("listeners", True, detail)]

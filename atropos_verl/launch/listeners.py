@@ -25,6 +25,8 @@ class Listener:
     pid: int
     ip: str
     port: int
+    #: What a non-loopback listener is, when it is one we cannot bind to loopback (see TORCH_STORE).
+    known: str | None = None
 
     @property
     def loopback(self) -> bool:
@@ -36,7 +38,21 @@ class Listener:
         return (mapped or addr).is_loopback
 
     def __str__(self) -> str:
-        return f"{self.child}/{self.process} pid {self.pid} {self.ip}:{self.port}"
+        note = f" ({self.known})" if self.known else ""
+        return f"{self.child}/{self.process} pid {self.pid} {self.ip}:{self.port}{note}"
+
+
+#: torch.distributed's rendezvous store (rank 0 of verl's FSDP workers, at MASTER_PORT) listens on every interface:
+#: neither backend of c10d's TCPStore server takes a bind address (the libuv one binds "::", the legacy one INADDR_ANY).
+TORCH_STORE = "torch.distributed TCPStore: torch offers no bind address"
+
+
+def _known(p: psutil.Process, port: int) -> str | None:
+    try:
+        master_port = p.environ().get("MASTER_PORT")
+    except psutil.Error:
+        return None
+    return TORCH_STORE if master_port == str(port) else None
 
 
 def run_sessions(run_dir: Path) -> dict[int, str]:
@@ -57,6 +73,6 @@ def run_listeners(run_dir: Path) -> list[Listener]:
                 name, conns = p.name(), p.net_connections(kind="inet")
             except psutil.Error:
                 continue
-            out += [Listener(child, name, p.pid, c.laddr.ip, c.laddr.port) for c in conns
+            out += [Listener(child, name, p.pid, c.laddr.ip, c.laddr.port, _known(p, c.laddr.port)) for c in conns
                     if c.status == psutil.CONN_LISTEN]
     return sorted(set(out), key=lambda x: (x.child, x.pid, x.port))
