@@ -36,6 +36,8 @@ class _Strict(BaseModel):
 class ApiSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
+    max_body_mb: float = Field(64, gt=0, description="largest post an environment may send (413 beyond)")
+    max_decompressed_mb: float = Field(256, gt=0, description="largest a gzip post may inflate to (413 beyond)")
 
 
 class EnvironmentSpec(_Strict):

@@ -26,6 +26,7 @@ from atropos_verl.env_side.loading import CHECKOUT_ENV
 from atropos_verl.env_side.posting import STATUS_FILE_ENV
 from atropos_verl.env_side.routing import SERVERS_FILE_ENV
 from atropos_verl.env_side.sampling import SERVER_TEMPERATURE_ENV
+from atropos_verl.launch.api_server import gated_api
 from atropos_verl.launch.config import load_run_config
 from atropos_verl.launch.health import HealthMonitor, last_error_line
 from atropos_verl.launch.heldout_report import heldout_report
@@ -147,11 +148,10 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
     result = RunResult(exit_code=1, reason="not started", run_dir=plan.run_dir)
     view.start()
     try:
+        api_argv, api_env = gated_api(plan, model_path)
         api = sup.start(Child(
-            name="api", role="api",
-            argv=[sys.executable, "-m", "atroposlib.cli.run_api", "--host", plan.api_host, "--port",
-                  str(plan.api_port)],
-            log_path=plan.run_dir / "logs" / "api.log", env=_child_env(),
+            name="api", role="api", argv=api_argv,
+            log_path=plan.run_dir / "logs" / "api.log", env=_child_env(api_env),
             max_restarts=config.supervision.max_restarts,
         ))
         health.wait_api(timeout=60, alive=lambda: api.poll() is None)
