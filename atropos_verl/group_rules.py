@@ -200,6 +200,23 @@ def _out_of_range(values: np.ndarray, bound: float) -> bool:
     return not np.isfinite(as32).all() or bool(np.any(np.abs(values) > bound))
 
 
+#: (count, length, not-a-number) reasons of the two per-token float fields.
+LOGPROB_REASONS = (Reason.LOGPROBS_COUNT, Reason.LOGPROBS_LENGTH, Reason.LOGPROB_NOT_FINITE)
+ADVANTAGE_REASONS = (Reason.ADVANTAGES_COUNT, Reason.ADVANTAGES_LENGTH, Reason.ADVANTAGE_NOT_FINITE)
+
+
+def _per_token(rows: Sequence[Any], lengths: np.ndarray, reasons: tuple[str, str, str]) -> np.ndarray | str:
+    """A per-token float field flattened to float32, or the reason it does not line up with the tokens."""
+    count, length, not_a_number = reasons
+    if len(rows) != lengths.size:
+        return count
+    try:
+        flat, row_lengths = flat_floats(rows)
+    except (TypeError, ValueError):
+        return not_a_number
+    return flat if np.array_equal(row_lengths, lengths) else length
+
+
 def validate(
     index: int, group: Any, max_prompt: int, max_response: int, limits: Limits = DEFAULT_LIMITS
 ) -> Group | str:
@@ -273,35 +290,25 @@ def validate(
 
     logprobs = None
     if present(group.get("inference_logprobs")):
-        lp_rows = group["inference_logprobs"]
-        if len(lp_rows) != n:
-            return Reason.LOGPROBS_COUNT
-        try:
-            logprobs, lp_lengths = flat_floats(lp_rows)
-        except (TypeError, ValueError):
+        logprobs = _per_token(group["inference_logprobs"], lengths, LOGPROB_REASONS)
+        if isinstance(logprobs, str):
+            return logprobs
+        lp = logprobs[trainable]
+        if not np.isfinite(lp).all():
             return Reason.LOGPROB_NOT_FINITE
-        if not np.array_equal(lp_lengths, lengths):
-            return Reason.LOGPROBS_LENGTH
-        if not np.isfinite(logprobs[trainable]).all():
-            return Reason.LOGPROB_NOT_FINITE
-        if np.any(logprobs[trainable] > LOGPROB_TOLERANCE) or np.any(logprobs[trainable] < limits.min_logprob):
+        if np.any(lp > LOGPROB_TOLERANCE) or np.any(lp < limits.min_logprob):
             return Reason.LOGPROB_OUT_OF_RANGE
         logprobs = np.minimum(logprobs, 0.0)
 
     advantages = None
     if present(group.get("advantages")):
-        adv_rows = group["advantages"]
-        if len(adv_rows) != n:
-            return Reason.ADVANTAGES_COUNT
-        try:
-            advantages, adv_lengths = flat_floats(adv_rows)
-        except (TypeError, ValueError):
+        advantages = _per_token(group["advantages"], lengths, ADVANTAGE_REASONS)
+        if isinstance(advantages, str):
+            return advantages
+        adv = advantages[trainable]
+        if not np.isfinite(adv).all():
             return Reason.ADVANTAGE_NOT_FINITE
-        if not np.array_equal(adv_lengths, lengths):
-            return Reason.ADVANTAGES_LENGTH
-        if not np.isfinite(advantages[trainable]).all():
-            return Reason.ADVANTAGE_NOT_FINITE
-        if np.any(np.abs(advantages[trainable]) > limits.max_abs_advantage):
+        if np.any(np.abs(adv) > limits.max_abs_advantage):
             return Reason.ADVANTAGE_OUT_OF_RANGE
 
     overrides = group.get("overrides") if present(group.get("overrides")) else None
