@@ -133,12 +133,12 @@ class HealthMonitor:
         while time.monotonic() < deadline:
             if not alive():
                 raise TimeoutError(f"the Atropos API process exited during start-up; see {self.plan.run_dir}/logs")
-            if self._api_status() is not None:
+            if self.api_status() is not None:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"the Atropos API at {self.plan.api_url} did not answer /status within {timeout:.0f}s")
 
-    def _api_status(self) -> dict[str, Any] | None:
+    def api_status(self) -> dict[str, Any] | None:
         try:
             resp = self._http.get(f"{self.plan.api_url}/status")
             return resp.json() if resp.status_code == 200 else None
@@ -152,7 +152,7 @@ class HealthMonitor:
 
     def check(self, sup: Supervisor) -> Snapshot:
         snap = Snapshot(checked_at=time.time())
-        status = self._api_status()
+        status = self.api_status()
         snap.api_ok = status is not None
         if status:
             snap.api_step, snap.queue_size = status.get("current_step"), status.get("queue_size")

@@ -178,6 +178,7 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
                     view.note(f"resuming the trainer from step {decision.step}")
                     endpoints = resume_trainer(
                         plan, sup, trainer, decision.step, backoff=config.supervision.restart_backoff,
+                        queued=lambda: (health.api_status() or {}).get("queue_size"),
                         stopped=lambda: bool(stop), wait_api=lambda a: health.wait_api(60, lambda: a.poll() is None),
                         wait_endpoints=lambda: _wait_for_endpoints(plan, sup, view, stop))
                     if endpoints is None:
@@ -217,8 +218,7 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
         shm.observe(sup.member_pids())
         result.leftovers = sup.stop_all()
         result.removed_shm = shm.cleanup()
-        plan.endpoints_file.unlink(missing_ok=True)  # the servers it names are gone
-        remove_run_files(temp_dir, plan.endpoints_file, empty_dirs)
+        remove_run_files(temp_dir, plan.endpoints_file, empty_dirs)  # endpoints.json: the servers it names are gone
         if tmpdir_before is None:
             os.environ.pop("TMPDIR", None)
         else:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,14 +58,6 @@ def decide_resume(*, exit_code: int | None, stopping: bool, run_dir: Path, resum
     return ResumeDecision(True, step, "")
 
 
-def api_queue_size(api_url: str) -> int | None:
-    try:
-        with urllib.request.urlopen(f"{api_url}/status", timeout=3) as resp:
-            return int(json.loads(resp.read())["queue_size"])
-    except Exception:  # noqa: BLE001 - only for the log line
-        return None
-
-
 def record_resume(run_dir: Path, entry: dict) -> list[dict]:
     path = run_dir / RESUMES_FILE
     entries = json.loads(path.read_text()) if path.is_file() else []
@@ -76,10 +67,12 @@ def record_resume(run_dir: Path, entry: dict) -> list[dict]:
 
 
 def resume_trainer(plan, sup: Supervisor, trainer: Child, step: int, *, backoff: float,
+                   queued: Callable[[], int | None],
                    stopped: Callable[[], bool], wait_api: Callable[[Child], None],
                    wait_endpoints: Callable[[], object]) -> object | None:
     """Stop envs, restart the API and the trainer, wait for the new endpoints, restart the envs on them.
 
+    `queued` reads the API's queue size (its /status): the groups dropped with the restarted API.
     Returns the new endpoints, or None when the launcher was asked to stop during the back-off."""
     exit_code = trainer.exit_code
     died = time.time()
@@ -88,7 +81,7 @@ def resume_trainer(plan, sup: Supervisor, trainer: Child, step: int, *, backoff:
         sup._stop(env)
     sup._stop(trainer)  # what the dead trainer left in its session (Ray, vLLM)
     api = next(c for c in sup.children if c.role == "api")
-    dropped = api_queue_size(plan.api_url)
+    dropped = queued()
     logger.warning("trainer exited with code %s; resuming it from checkpoint step %d (resume %d); restarting the "
                    "API, dropping %s queued group(s) from the old policy", exit_code, step, trainer.restarts + 1,
                    "?" if dropped is None else dropped)
