@@ -74,6 +74,20 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _logged(run_dir: Path, step: int) -> bool:
+    """Whether the trainer's metrics file holds a line for `step` (a partly written last line is not one)."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return False
+    for line in path.read_text().splitlines():
+        try:
+            if int(json.loads(line)["step"]) >= step:
+                return True
+        except (ValueError, KeyError):
+            continue
+    return False
+
+
 def run_trainer(
     model_dir: Path,
     work: Path,
@@ -84,7 +98,9 @@ def run_trainer(
     kill_after_checkpoint: int | None = None,
     timeout: float = 600.0,
 ) -> TrainerRun:
-    """Run the trainer to `steps` (or SIGKILL it once checkpoint `kill_after_checkpoint` exists) with one env."""
+    """Run the trainer to `steps` with one env, or SIGKILL it once checkpoint `kill_after_checkpoint` exists and that
+    step's metrics line is written (the checkpoint is saved inside the step, its metrics logged after the weight sync:
+    killing between the two would be a crash mid-step, not the one between steps this harness stages)."""
     work.mkdir(parents=True, exist_ok=True)
     run_dir = work / "run"
     endpoints_file = run_dir / "endpoints.json"
@@ -128,7 +144,7 @@ def run_trainer(
             if time.monotonic() - last_observed > 2.0:
                 shm.observe(p.pid for p in session_members(trainer.pid))
                 last_observed = time.monotonic()
-            if kill_after_checkpoint is not None and ckpt.exists():
+            if kill_after_checkpoint is not None and ckpt.exists() and _logged(run_dir, kill_after_checkpoint):
                 shm.observe(p.pid for p in session_members(trainer.pid))
                 stop_process_group(trainer, grace=0.0)
                 break
