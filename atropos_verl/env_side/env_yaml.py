@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from atropos_verl.server_key import NO_KEY, write_private
 from atropos_verl.trainer.endpoints import Endpoints
 
 # Atropos server types per verl rollout backend. vLLM's OpenAI app has no /generate route: the env runner installs
@@ -21,8 +22,10 @@ from atropos_verl.trainer.endpoints import Endpoints
 SERVER_TYPES = {"vllm": "vllm", "sglang": "sglang"}
 
 
-def server_entries(endpoints: Endpoints, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """One APIServerConfig mapping per replica address."""
+def server_entries(
+    endpoints: Endpoints, extra: dict[str, Any] | None = None, api_key: str | None = None
+) -> list[dict[str, Any]]:
+    """One APIServerConfig mapping per replica address; `api_key` is the run's server key (`server_key`), if any."""
     try:
         server_type = SERVER_TYPES[endpoints.backend]
     except KeyError:
@@ -34,11 +37,13 @@ def server_entries(endpoints: Endpoints, extra: dict[str, Any] | None = None) ->
             "server_type": server_type,
             "model_name": endpoints.served_model_name,
             "tokenizer_name": endpoints.tokenizer_path,
-            "api_key": "x",  # verl starts its servers without an API key; the OpenAI client needs a non-empty one
+            "api_key": NO_KEY,
             "timeout": 1200,
             "health_check": True,
         }
         entry.update(extra or {})
+        if api_key:  # the servers refuse any other
+            entry["api_key"] = api_key
         entries.append(entry)
     return entries
 
@@ -53,11 +58,11 @@ def write_env_yaml(
     env_settings: dict[str, Any],
     endpoints: Endpoints,
     server_extra: dict[str, Any] | None = None,
+    api_key: str | None = None,
 ) -> Path:
-    servers = server_entries(endpoints, server_extra)
+    """Written owner-only: it may hold the run's server key."""
+    servers = server_entries(endpoints, server_extra, api_key)
     settings = dict(env_settings)
     settings["tokenizer_name"] = endpoints.tokenizer_path  # the served model's tokenizer, as the trainer loaded it
     doc = {"env": settings, "openai": servers if len(servers) > 1 else servers[0]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
+    return write_private(path, yaml.safe_dump(doc, sort_keys=False))

@@ -112,6 +112,10 @@ class RunConfig(_Strict):
     environments: list[EnvironmentSpec] = Field(min_length=1)
     verl: list[str] = Field(default_factory=list, description="Hydra overrides passed to the trainer verbatim")
     ray_address: str | None = Field(None, description="join an existing Ray cluster instead of starting one")
+    server_api_key: Literal["auto", "per_run", "none"] = Field(
+        "auto", description="a per-run key on the inference servers: auto = only when the run spans nodes (its "
+        "servers then listen on a routable address); per_run = always; none = never"
+    )
     supervision: SupervisionSettings = Field(default_factory=SupervisionSettings)
     report: HeldoutReport | None = None
 

@@ -25,6 +25,7 @@ import yaml
 from atropos_verl.launch.config import RunConfig
 from atropos_verl.launch.health import SILENT_AFTER_S, env_health, last_error_line
 from atropos_verl.launch.processes import port_is_free
+from atropos_verl.server_key import auth_headers, read_key
 from atropos_verl.trainer.endpoints import Endpoints, read_endpoints
 
 EXPECTED = {"verl": "0.9.1", "atroposlib": "0.4.0"}
@@ -99,9 +100,24 @@ def _get(http: httpx.Client, url: str) -> httpx.Response | Exception:
         return exc
 
 
+def check_server_key(addr: str, key: str | None, timeout: float = 10.0) -> Check:
+    """A server on a routable address must refuse requests without the run's key; one on loopback needs none."""
+    if key is None:
+        local = addr.rsplit(":", 1)[0] in ("127.0.0.1", "localhost", "[::1]")
+        return Check(f"server {addr} key", local, "no key: loopback only" if local else "no key on a routable address",
+                     "set server_api_key: per_run (or auto) in the run config: anyone on the network can use it")
+    try:
+        code = httpx.get(f"http://{addr}/v1/models", timeout=timeout).status_code
+    except httpx.HTTPError as exc:
+        return Check(f"server {addr} key", False, f"{type(exc).__name__}: {exc}")
+    return Check(f"server {addr} key", code == 401, "refuses requests without the run's key (401)" if code == 401
+                 else f"answered {code} without the run's key", "the server was started without the run's key")
+
+
 def check_running(run_dir: Path, api_url: str, endpoints: Endpoints, timeout: float = 60.0) -> list[Check]:
     checks = []
-    http = httpx.Client(timeout=timeout)
+    key = read_key(run_dir)
+    http = httpx.Client(timeout=timeout, headers=auth_headers(key))
     r = _get(http, f"{api_url}/status")
     ok = isinstance(r, httpx.Response) and r.status_code == 200
     checks.append(Check("api /status", ok, r.text if ok else str(r),
@@ -111,6 +127,7 @@ def check_running(run_dir: Path, api_url: str, endpoints: Endpoints, timeout: fl
         ok = isinstance(r, httpx.Response) and r.status_code == 200
         checks.append(Check(f"server {addr} /health", ok, "200" if ok else str(r),
                             f"see {run_dir}/logs/trainer.log (verl starts the servers)"))
+        checks.append(check_server_key(addr, key))
         r = _get(http, f"http://{addr}/v1/models")
         names = [m.get("id") for m in r.json().get("data", [])] if isinstance(r, httpx.Response) and r.is_success \
             else []

@@ -43,6 +43,16 @@ class RunPlan:
     max_prompt_length: int
     max_response_length: int
     envs: list[EnvPlan]
+    server_key: str | None = None  # set by the launcher when `needs_server_key` (`atropos_verl.server_key`)
+
+    @property
+    def needs_server_key(self) -> bool:
+        """Whether the inference servers get a per-run key: always for `per_run`; for `auto`, when they listen on
+        a routable address, i.e. the run joins a Ray cluster or spans nodes (single-node runs bind loopback)."""
+        from atropos_verl.trainer.loopback import single_node
+
+        mode = self.config.server_api_key
+        return mode == "per_run" or (mode == "auto" and not single_node(self.verl))
 
     @property
     def api_url(self) -> str:

@@ -21,13 +21,14 @@ from pathlib import Path
 
 import psutil
 
-from atropos_verl.env_side.env_yaml import env_status_file, write_env_yaml
+from atropos_verl.env_side.env_yaml import env_status_file
 from atropos_verl.env_side.loading import CHECKOUT_ENV
 from atropos_verl.env_side.posting import STATUS_FILE_ENV
 from atropos_verl.env_side.routing import SERVERS_FILE_ENV
 from atropos_verl.env_side.sampling import SERVER_TEMPERATURE_ENV
 from atropos_verl.launch.api_server import gated_api
 from atropos_verl.launch.config import load_run_config
+from atropos_verl.launch.env_configs import write_env_configs
 from atropos_verl.launch.health import HealthMonitor, last_error_line
 from atropos_verl.launch.heldout_report import heldout_report
 from atropos_verl.launch.live_view import LiveView
@@ -40,6 +41,7 @@ from atropos_verl.launch.supervisor import Child, RunFailed, Supervisor
 from atropos_verl.launch.trainer_restart import RESUMES_FILE, decide_resume, resume_trainer
 from atropos_verl.launch.watchdog import start_watchdog, stopped
 from atropos_verl.platform.shm import ShmTracker
+from atropos_verl.server_key import KEY_ENV, KEY_FILE, new_key, write_key
 from atropos_verl.trainer.endpoints import Endpoints, read_endpoints
 
 logger = logging.getLogger(__name__)
@@ -85,9 +87,9 @@ def _wait_for_endpoints(plan: RunPlan, sup: Supervisor, view: LiveView, stop: li
 
 
 def _start_envs(plan: RunPlan, sup: Supervisor, endpoints: Endpoints) -> None:
+    yamls = write_env_configs(plan, endpoints)
     for env in plan.envs:
-        yaml_path = write_env_yaml(plan.run_dir / "envs" / f"{env.name}.yaml", env.env_settings, endpoints,
-                                   env.spec.server)
+        yaml_path = yamls[env.name]
         argv = [sys.executable, "-m", "atropos_verl.env_side.runner", env.target, "serve", "--config",
                 str(yaml_path)]
         extra = {
@@ -124,6 +126,12 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
         raise
     (plan.run_dir / "logs").mkdir(parents=True, exist_ok=True)
     plan.endpoints_file.unlink(missing_ok=True)  # a previous run's servers are gone
+    (plan.run_dir / KEY_FILE).unlink(missing_ok=True)  # and so is their key
+    trainer_env = {}
+    if plan.needs_server_key:
+        plan.server_key = new_key()
+        write_key(plan.run_dir, plan.server_key)
+        trainer_env[KEY_ENV] = plan.server_key
     (plan.run_dir / "launch.json").write_text(json.dumps({
         "config": str(config_path.resolve()), "api_url": plan.api_url, "backend": plan.backend,
         "trainer_argv": plan.trainer_argv, "envs": [e.name for e in plan.envs],
@@ -156,7 +164,7 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
         ))
         health.wait_api(timeout=60, alive=lambda: api.poll() is None)
         sup.start(Child(name="trainer", role="trainer", argv=plan.trainer_argv,
-                        log_path=plan.run_dir / "logs" / "trainer.log", env=_child_env()))
+                        log_path=plan.run_dir / "logs" / "trainer.log", env=_child_env(trainer_env)))
         endpoints = _wait_for_endpoints(plan, sup, view, stop)
         health.endpoints = endpoints
         _start_envs(plan, sup, endpoints)

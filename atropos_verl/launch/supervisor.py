@@ -116,7 +116,7 @@ class Supervisor:
 
     def restart(self, child: Child) -> None:
         """Stop `child` now and start it again (used after the API restarted and forgot the environments)."""
-        self._stop(child)
+        self.stop(child)
         child.restarts += 1
         self._start(child)
 
@@ -127,14 +127,15 @@ class Supervisor:
     def stop_all(self) -> list[str]:
         """Stop children in reverse start order; returns descriptions of anything that survived (should be none)."""
         for child in reversed(self.children):
-            self._stop(child)
+            self.stop(child)
         leftovers = []
         for child in self.children:
             for sid in child.sessions:
                 leftovers += [f"{child.name}: pid {p.pid} ({p.name()})" for p in session_members(sid)]
         return leftovers
 
-    def _stop(self, child: Child) -> None:
+    def stop(self, child: Child) -> None:
+        """Stop `child` and every session it ever led; it stays stopped until `restart`."""
         if child.proc is not None and child.proc.poll() is None:
             stop_process_group(child.proc, grace=self.stop_grace)
         for sid in child.sessions:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from atropos_verl.env_side.env_yaml import write_env_yaml
+from atropos_verl.launch.env_configs import write_env_configs
 from atropos_verl.launch.supervisor import Child, Supervisor
 
 logger = logging.getLogger(__name__)
@@ -78,8 +78,8 @@ def resume_trainer(plan, sup: Supervisor, trainer: Child, step: int, *, backoff:
     died = time.time()
     envs = [c for c in sup.children if c.role == "env"]
     for env in envs:
-        sup._stop(env)
-    sup._stop(trainer)  # what the dead trainer left in its session (Ray, vLLM)
+        sup.stop(env)
+    sup.stop(trainer)  # what the dead trainer left in its session (Ray, vLLM)
     api = next(c for c in sup.children if c.role == "api")
     dropped = queued()
     logger.warning("trainer exited with code %s; resuming it from checkpoint step %d (resume %d); restarting the "
@@ -100,9 +100,7 @@ def resume_trainer(plan, sup: Supervisor, trainer: Child, step: int, *, backoff:
     logger.warning("resumed the trainer from step %d (resume %d; the dead trainer's exit code %s), pid %s", step,
                    len(entries), exit_code, trainer.pid)
     endpoints = wait_endpoints()
-    for env_plan in plan.envs:
-        write_env_yaml(plan.run_dir / "envs" / f"{env_plan.name}.yaml", env_plan.env_settings, endpoints,
-                       env_plan.spec.server)
+    write_env_configs(plan, endpoints)
     for env in envs:
         sup.restart(env)
     return endpoints

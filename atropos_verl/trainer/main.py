@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .config_check import check_config
 from .old_log_probs import route_bypass_loss
@@ -49,12 +49,32 @@ def prepare_config(config: DictConfig, user_overrides: list[str] | None = None) 
     return config
 
 
+def _server_key_env(config: DictConfig) -> dict[str, str]:
+    """The launcher's per-run server key (`atropos_verl.server_key`) handed on to the servers verl starts.
+
+    vLLM reads it from the environment of its server process, a Ray actor possibly on another node: it travels in the
+    job's runtime_env (returned here). SGLang takes it as a server argument, which verl forwards from
+    `engine_kwargs.sglang`; set in the config here, it is masked in what the trackers log (`ray_trainer._tracker`).
+    """
+    from atropos_verl.server_key import VLLM_KEY_ENV, from_environment
+
+    key = from_environment()
+    if key is None:
+        return {}
+    os.environ[VLLM_KEY_ENV] = key
+    if config.actor_rollout_ref.rollout.name == "sglang":
+        with open_dict(config):
+            config.actor_rollout_ref.rollout.setdefault("engine_kwargs", {}).setdefault("sglang", {})["api_key"] = key
+    return {VLLM_KEY_ENV: key}
+
+
 def _start_ray(config: DictConfig) -> Any:
     """Start Ray: the CPU platform's private cluster, or verl's own `ray.init` arguments (`ray_kwargs.ray_init`)."""
     import ray
 
     from atropos_verl.platform import is_active
 
+    env_vars = _server_key_env(config)
     if ray.is_initialized():
         return None
     from .loopback import bind_loopback, single_node
@@ -65,11 +85,13 @@ def _start_ray(config: DictConfig) -> Any:
         from atropos_verl.platform.ray_cluster import logical_cpus_needed, start_ray
 
         ranks = int(config.trainer.n_gpus_per_node) * int(config.trainer.nnodes)
-        return start_ray(num_cpus=max(logical_cpus_needed(ranks), os.cpu_count() or 1))
+        return start_ray(num_cpus=max(logical_cpus_needed(ranks), os.cpu_count() or 1), env_vars=env_vars)
     from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
 
     ray_init = config.ray_kwargs.get("ray_init", {})
-    runtime_env = OmegaConf.merge(get_ppo_ray_runtime_env(config), ray_init.get("runtime_env", {}))
+    runtime_env = OmegaConf.merge(
+        get_ppo_ray_runtime_env(config), ray_init.get("runtime_env", {}), {"env_vars": env_vars}
+    )
     kwargs = OmegaConf.to_container(OmegaConf.create({**ray_init, "runtime_env": runtime_env}))
     ray.init(**kwargs)
     return None

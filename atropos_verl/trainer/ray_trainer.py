@@ -56,6 +56,14 @@ logger = logging.getLogger(__name__)
 PADDING = "atropos_padding"
 
 
+def _without_server_key(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as trackers may keep it: the run's server key (SGLang's `api_key` argument) masked."""
+    sglang = config.get("actor_rollout_ref", {}).get("rollout", {}).get("engine_kwargs", {}).get("sglang") or {}
+    if sglang.get("api_key"):
+        sglang["api_key"] = "***"
+    return config
+
+
 class AtroposRayTrainer(RayPPOTrainer):
     """GRPO on Atropos groups with verl-owned inference servers and a drained weight sync."""
 
@@ -330,7 +338,7 @@ class AtroposRayTrainer(RayPPOTrainer):
             project_name=self.config.trainer.project_name,
             experiment_name=self.config.trainer.experiment_name,
             default_backend=backends,
-            config=OmegaConf.to_container(self.config, resolve=True),
+            config=_without_server_key(OmegaConf.to_container(self.config, resolve=True)),
         )
         logger = FileLogger.__new__(FileLogger)
         logger.project_name = self.config.trainer.project_name

@@ -8,6 +8,8 @@ import logging
 
 import httpx
 
+from atropos_verl.server_key import auth_headers, from_environment
+
 logger = logging.getLogger(__name__)
 
 
@@ -15,12 +17,13 @@ def served_model_name(addresses: list[str], *, fallback: str, timeout: float = 1
     """The first model id listed by the first server that answers; `fallback` when none does.
 
     Every replica serves the same model, and environments send this string as `model` on every request, so it must be
-    exactly the served id (vLLM answers 404 to any other).
+    exactly the served id (vLLM answers 404 to any other). The route needs the run's server key when it has one.
     """
+    headers = auth_headers(from_environment())
     for addr in addresses:
         url = f"http://{addr}/v1/models"
         try:
-            resp = httpx.get(url, timeout=timeout)
+            resp = httpx.get(url, timeout=timeout, headers=headers)
             resp.raise_for_status()
             models = [m["id"] for m in resp.json().get("data", [])]
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from atropos_verl.cli import app
@@ -76,20 +79,38 @@ def assert_nothing_left(run_dir: Path, launcher: subprocess.Popen) -> None:
     assert session_members(launcher.pid) == []
 
 
+def with_server_key(tmp_path: Path) -> Path:
+    """cpu_tiny with the per-run server key a multi-node run gets (`server_api_key: auto` off one node)."""
+    doc = yaml.safe_load(CONFIG.read_text())
+    path = tmp_path / "cpu_tiny_keyed.yaml"
+    path.write_text(yaml.safe_dump({**doc, "server_api_key": "per_run"}))
+    return path
+
+
 def test_run_restarts_a_killed_env_and_reaches_the_last_step(tmp_path):
+    """With the server key on: the environment (and its restart), the trainer and doctor all use it."""
     run_dir = tmp_path / "runs" / "cpu_tiny"
     steps = 25
-    proc = start_run(tmp_path, f"trainer.total_training_steps={steps}")
+    config = with_server_key(tmp_path)
+    proc = start_run(tmp_path, f"trainer.total_training_steps={steps}", config=config)
     try:
         wait_for(lambda: 1 in metric_steps(run_dir), 600, proc, "the first training step", tmp_path)
+        key = (run_dir / "server_api_key").read_text()
+        assert stat.S_IMODE((run_dir / "server_api_key").stat().st_mode) == 0o600
+        assert yaml.safe_load((run_dir / "envs" / "addition.yaml").read_text())["openai"]["api_key"] == key
+        base = json.loads((run_dir / "endpoints.json").read_text())["base_urls"][0]
+        assert httpx.get(f"{base}/models", timeout=30).status_code == 401  # without the key
+        assert httpx.get(f"{base}/models", timeout=30, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert httpx.get(f"{base}/models", timeout=30, headers={"Authorization": f"Bearer {key}"}).status_code == 200
         # doctor against the live stack (the trainer is waiting for or training on batches meanwhile)
         cwd = os.getcwd()
         os.chdir(tmp_path)
         try:
-            result = CliRunner().invoke(app, ["doctor", str(CONFIG)])
+            result = CliRunner().invoke(app, ["doctor", str(config)])
         finally:
             os.chdir(cwd)
         assert "1-token generation" in result.output and "tokenizer" in result.output
+        assert "refuses requests without the run's key" in result.output
         # every server of a single-node run listens on loopback only: the API, verl's vLLM server, Ray's ports.
         # The one known exception is torch.distributed's TCPStore (at the FSDP worker's MASTER_PORT), which binds
         # every interface whatever MASTER_ADDR says; doctor names it and passes, nothing else may be exposed.
@@ -115,6 +136,7 @@ def test_run_restarts_a_killed_env_and_reaches_the_last_step(tmp_path):
             stop_process_group(proc, grace=15)
     out = output(tmp_path)
     assert "trainer finished" in out and "no process left running" in out
+    assert key not in out and key not in (run_dir / "logs" / "trainer.log").read_text(errors="replace")
     assert "restarting in" in out and "restarts 1" in out
     assert metric_steps(run_dir)[-1] == steps
     for name in ("api", "trainer", "addition"):

@@ -1,0 +1,62 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""The per-run API key of the inference servers, for runs whose servers listen on a routable address.
+
+A single-node run binds its servers to 127.0.0.1 and needs no key. A multi-node run cannot: verl's servers bind the
+node's address, and vLLM's OpenAI app (with `/load`, `/scale_elastic_ep`) would answer anyone on the network. There,
+the launcher makes one key per run and hands it to each party through the channel it already reads:
+- the trainer, in its environment (`KEY_ENV`); it passes the key on to the servers verl starts: vLLM reads
+  `VLLM_API_KEY` (`vllm/entrypoints/serve/middleware/register.py`, guards `/v1`, `/v2`, `/inference`), which reaches
+  every Ray worker on every node through the job's runtime_env; SGLang takes `api_key` as a server argument
+  (`engine_kwargs.sglang`, which verl forwards to `ServerArgs`);
+- each environment, as `api_key` of its `openai:` entries in the YAML it is started with;
+- `doctor` and the live view, from `<run dir>/server_api_key` (owner-only, like the env YAMLs holding it).
+`/health` and `/metrics` stay open in both engines, so health checks need no key.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+KEY_ENV = "ATROPOS_VERL_SERVER_API_KEY"
+KEY_FILE = "server_api_key"
+VLLM_KEY_ENV = "VLLM_API_KEY"
+# The OpenAI client refuses an empty key; servers started without one ignore whatever is sent.
+NO_KEY = "x"
+
+
+def new_key() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write `text` to `path`, readable by its owner only (it may hold the key)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
+    return path
+
+
+def write_key(run_dir: Path, key: str) -> Path:
+    return write_private(run_dir / KEY_FILE, key)
+
+
+def read_key(run_dir: Path) -> str | None:
+    """The live run's key, or None when the run has none (or the file is unreadable to this user)."""
+    try:
+        return (run_dir / KEY_FILE).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def from_environment() -> str | None:
+    """The key the launcher gave this trainer process, if any."""
+    return os.environ.get(KEY_ENV) or None
+
+
+def auth_headers(key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"} if key else {}
