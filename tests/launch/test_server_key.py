@@ -79,7 +79,8 @@ def test_trainer_hands_the_key_to_the_servers_and_masks_it_in_logged_config(monk
 
     config = OmegaConf.create({"actor_rollout_ref": {"rollout": {"name": backend, "engine_kwargs": {"sglang": {}}}}})
     monkeypatch.delenv(KEY_ENV, raising=False)
-    monkeypatch.delenv(VLLM_KEY_ENV, raising=False)
+    monkeypatch.setenv(VLLM_KEY_ENV, "")  # recorded, so the value the trainer code sets is removed after the test
+    monkeypatch.delenv(VLLM_KEY_ENV)
     assert _server_key_env(config) == {}
     monkeypatch.setenv(KEY_ENV, "k3y")
     # the runtime_env of the Ray job: vLLM's server actors read VLLM_API_KEY, on whichever node they run
