@@ -89,14 +89,14 @@ def run(
     """
     import logging
 
-    from atropos_verl.launch.config import ConfigError
+    from atropos_verl.errors import ConfigError
     from atropos_verl.launch.preflight import preflight
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         preflight(config)  # before the stack's imports: a bad config or environment fails in seconds
+        from atropos_verl.host_detect import host_has_accelerator
         from atropos_verl.launch.run import run as run_stack
-        from atropos_verl.platform.detect import host_has_accelerator
 
         result = run_stack(config, list(ctx.args), has_accelerator=host_has_accelerator(), live=live,
                            preflight_done=True)
@@ -112,7 +112,8 @@ def doctor(config: Annotated[Path | None, typer.Argument(help="Run config YAML t
     from rich.console import Console
     from rich.table import Table
 
-    from atropos_verl.launch.config import ConfigError, load_run_config
+    from atropos_verl.errors import ConfigError
+    from atropos_verl.launch.config import load_run_config
     from atropos_verl.launch.doctor import run_doctor
 
     try:

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable
 from types import ModuleType
 
-from atropos_verl.platform._hooks import when_imported
+from atropos_verl.import_hooks import when_imported
 
 SENDER_MODULE = "verl.workers.rollout.vllm_rollout.vllm_rollout"
 SERVER_MODULE = "verl.workers.rollout.vllm_rollout.vllm_async_server"
@@ -68,11 +69,28 @@ def _wrap_init(module: ModuleType, name: str, after: Callable[[object], None]) -
     cls.__init__ = __init__
 
 
+NO_MATCH = (
+    "sync_socket: verl's weight-sync handle %r does not have the form `...-zmq-{job_id}-replica-...` this plugin "
+    "rewrites (verl changed `ServerAdapter` in vllm_rollout.py). The vLLM side still gets the scoped job id, so the "
+    "two ends will not meet and the first weight sync will stall until atropos.sync_timeout. Exclude the plugin "
+    "(VERL_USE_EXTERNAL_PLUGINS=cpu) and report the verl version."
+)
+
+
+def scope_sender_handle(handle: str, job_id: str, scoped: str) -> str:
+    """The sender's handle scoped; loud (error log + RuntimeWarning) when the rewrite matches nothing."""
+    new = scope_handle(handle, job_id, scoped)
+    if new == handle:
+        logger.error(NO_MATCH, handle)
+        warnings.warn(NO_MATCH % (handle,), RuntimeWarning, stacklevel=2)
+    return new
+
+
 def _scope_sender(rollout) -> None:
     import ray
 
     job_id = ray.get_runtime_context().get_job_id()
-    rollout.zmq_handle = scope_handle(rollout.zmq_handle, job_id, cluster_scoped_job_id())
+    rollout.zmq_handle = scope_sender_handle(rollout.zmq_handle, job_id, cluster_scoped_job_id())
 
 
 def _export_scoped_job_id(_server) -> None:

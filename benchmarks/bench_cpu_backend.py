@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
 
-from atropos_verl.platform import sync  # noqa: E402
 from atropos_verl.platform.ray_cluster import start_ray  # noqa: E402
 from tests.e2e import cpu_harness as h  # noqa: E402
+from tests.e2e import sync_calls as sync  # noqa: E402
 
 
 def _time_server_start(timings: dict[str, float]) -> None:

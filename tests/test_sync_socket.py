@@ -9,7 +9,7 @@ import importlib.metadata
 
 import pytest
 
-from atropos_verl.sync_socket import cluster_scoped_job_id, scope_handle
+from atropos_verl.sync_socket import cluster_scoped_job_id, scope_handle, scope_sender_handle
 
 
 def test_registered_as_a_verl_plugin_and_wraps_both_ends():
@@ -66,3 +66,14 @@ def test_two_clusters_on_one_host_share_the_job_id_but_not_the_scoped_id():
 @pytest.mark.parametrize("handle", ["ipc:///tmp/other.sock", "tcp://127.0.0.1:5555"])
 def test_other_handles_are_left_alone(handle):
     assert scope_handle(handle, "01000000", "01000000-x") == handle
+
+
+def test_a_sender_handle_the_rewrite_does_not_match_is_loud(caplog):
+    """If verl changes the handle's form, the server side is still scoped and the sync would stall: say so."""
+    plain = "ipc:///tmp/rl-colocate-zmq-01000000-replica-0-rank-0.sock"
+    assert scope_sender_handle(plain, "01000000", "01000000-ab") != plain
+    assert not caplog.records
+    changed = "ipc:///tmp/rl-colocate-01000000-r0-k0.sock"
+    with pytest.warns(RuntimeWarning, match="will not meet"):
+        assert scope_sender_handle(changed, "01000000", "01000000-ab") == changed
+    assert any("does not have the form" in r.getMessage() for r in caplog.records)

@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from atropos_verl.errors import ConfigError
+
 # Keys of an environment's `env:` config that the launcher derives; users set their source instead.
 DERIVED_ENV_KEYS = {
     "group_size": "actor_rollout_ref.rollout.n",
@@ -23,10 +25,6 @@ DERIVED_ENV_KEYS = {
     "batch_size": "the trainer's registration (environments read it from the API's /info)",
     "rollout_server_url": "api.host / api.port",
 }
-
-
-class ConfigError(ValueError):
-    """A run config that cannot work; the message names the file and key."""
 
 
 class _Strict(BaseModel):

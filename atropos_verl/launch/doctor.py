@@ -64,7 +64,7 @@ def check_packages() -> list[Check]:
 
 
 def check_platform() -> Check:
-    from atropos_verl.platform.detect import cpu_platform_requested, host_has_accelerator
+    from atropos_verl.host_detect import cpu_platform_requested, host_has_accelerator
 
     if host_has_accelerator():
         import torch

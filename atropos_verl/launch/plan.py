@@ -15,7 +15,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from atropos_verl.launch.config import ConfigError, EnvironmentSpec, RunConfig
+from atropos_verl.errors import ConfigError
+from atropos_verl.launch.config import EnvironmentSpec, RunConfig
 from atropos_verl.launch.heldout_report import HF_CHECKPOINT_OVERRIDE
 from atropos_verl.launch.processes import free_port, port_is_free
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from atropos_verl.env_side.loading import CHECKOUT_ENV
-from atropos_verl.launch.config import ConfigError
+from atropos_verl.errors import ConfigError
 
 TIMEOUT_S = 120.0
 

@@ -40,8 +40,8 @@ from atropos_verl.launch.run_temp import make_run_temp, new_logger_dirs, remove_
 from atropos_verl.launch.supervisor import Child, RunFailed, Supervisor
 from atropos_verl.launch.trainer_restart import RESUMES_FILE, decide_resume, resume_trainer
 from atropos_verl.launch.watchdog import start_watchdog, stopped
-from atropos_verl.platform.shm import ShmTracker
 from atropos_verl.server_key import KEY_ENV, KEY_FILE, new_key, write_key
+from atropos_verl.shm import ShmTracker
 from atropos_verl.trainer.endpoints import Endpoints, read_endpoints
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from atropos_verl.launch.config import ConfigError
+from atropos_verl.errors import ConfigError
 
 LOCK_NAME = ".lock"
 

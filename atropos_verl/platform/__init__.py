@@ -14,7 +14,7 @@ Patches (each names the upstream line it works around, each has a test under tes
 
 from __future__ import annotations
 
-from .detect import PLATFORM_NAME, cpu_platform_requested
+from atropos_verl.host_detect import PLATFORM_NAME, cpu_platform_requested
 
 __all__ = ["PLATFORM_NAME", "activate", "is_active"]
 

@@ -17,7 +17,7 @@ import torch
 from verl.plugin.platform.platform_base import PlatformBase
 from verl.plugin.platform.platform_manager import PlatformRegistry
 
-from .detect import PLATFORM_NAME, cpu_platform_requested
+from atropos_verl.host_detect import PLATFORM_NAME, cpu_platform_requested
 
 
 def _rss_bytes() -> int:

@@ -17,7 +17,7 @@ import sys
 from datetime import timedelta
 from types import ModuleType
 
-from ._hooks import when_imported
+from atropos_verl.import_hooks import when_imported
 
 TARGET = "verl.utils.distributed"
 _MARK = "__atropos_verl_cpu__"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ._hooks import when_imported
+from atropos_verl.import_hooks import when_imported
 
 TARGET = "verl.workers.engine.fsdp.transformer_impl"
 _ENGINE_CLASSES = {"language_model": "FSDPEngineWithLMHead", "value_model": "FSDPEngineWithValueHead"}

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import psutil
 
+from atropos_verl.shm import ShmTracker
+
 from .defaults import cpu_env_vars
-from .shm import ShmTracker
 
 DEFAULT_LOGICAL_CPUS = 16
 

@@ -8,7 +8,7 @@ import functools
 import os
 from types import ModuleType
 
-from ._hooks import when_imported
+from atropos_verl.import_hooks import when_imported
 
 POOL_TARGET = "verl.single_controller.ray.base"
 _MARK = "__atropos_verl_cpu__"

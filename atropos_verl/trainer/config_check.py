@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
+from atropos_verl.errors import ConfigError
+
 GROUP_ESTIMATORS = ("grpo", "grpo_passk", "grpo_vectorized", "rloo", "rloo_vectorized", "opo", "gpg")
 ROLLOUT_BACKENDS = ("vllm", "sglang")
-
-
-class ConfigError(ValueError):
-    """The config cannot train; the message lists every problem found."""
 
 
 def _get(config: DictConfig, key: str, default=None):

@@ -34,12 +34,12 @@ from verl.trainer.ppo.ray_trainer import RayPPOTrainer, apply_kl_penalty
 from verl.utils.profiler import marked_timer
 
 from atropos_verl.group_rules import Limits, vocab_size_of
-from atropos_verl.platform.sync import SYNC_HINT, call_with_timeout
 
 from .advantages import compute_advantages
 from .atropos_client import API_CLIENT_FILE, AtroposClient, PollHealth, Registration
 from .batch import AllGroupsRejected, groups_to_dataproto
 from .batch_trace import write_trace
+from .deadline import call_with_timeout, sync_hint
 from .drain import RolloutDrain, install_draining_replicas
 from .endpoints import Endpoints, publish_endpoints
 from .env_names import EnvNames
@@ -117,7 +117,8 @@ class AtroposRayTrainer(RayPPOTrainer):
 
     def _bounded(self, fn, what: str) -> Any:
         """verl's sleep/sync calls block forever when a rollout server dies; bound them by atropos.sync_timeout."""
-        return call_with_timeout(fn, timeout_s=float(self.atropos.sync_timeout), what=what, hint=SYNC_HINT)
+        extension = OmegaConf.select(self.config, "actor_rollout_ref.rollout.engine_kwargs.vllm.worker_extension_cls")
+        return call_with_timeout(fn, timeout_s=float(self.atropos.sync_timeout), what=what, hint=sync_hint(extension))
 
     def _wake_and_resume(self) -> dict[str, Any]:
         """Push the current weights (wakes the engines), then reopen generation for queued env requests."""

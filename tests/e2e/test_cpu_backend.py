@@ -16,8 +16,8 @@ import httpx
 import psutil
 import pytest
 
-from atropos_verl.platform import sync
 from atropos_verl.platform.ray_cluster import start_ray
+from tests.e2e import sync_calls as sync
 
 from . import cpu_harness as h
 

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 from atropos_verl.cli import app
 from atropos_verl.env_side.env_yaml import write_env_yaml
-from atropos_verl.launch.config import ConfigError, load_run_config
+from atropos_verl.errors import ConfigError
+from atropos_verl.launch.config import load_run_config
 from atropos_verl.launch.doctor import run_doctor
 from atropos_verl.launch.envs_list import list_envs
 from atropos_verl.launch.plan import make_plan

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from atropos_verl.launch.config import ConfigError
+from atropos_verl.errors import ConfigError
 from atropos_verl.launch.preflight import check_environments
 from atropos_verl.launch.run_dir import RunDirLock, RunDirLocked, check_output_dir
 

@@ -8,7 +8,7 @@ import importlib.metadata
 
 import pytest
 
-from atropos_verl.platform import detect
+from atropos_verl import host_detect as detect
 
 from .conftest import run_python
 
@@ -41,7 +41,7 @@ def test_verl_import_activates_cpu_platform_without_env_vars():
 def test_inert_when_not_cpu_platform(env, prelude):
     out = run_python(
         prelude + "import importlib.metadata as md, verl, atropos_verl.platform as p\n"
-        "from atropos_verl.platform import _hooks\n"
+        "from atropos_verl import import_hooks as _hooks\n"
         "from atropos_verl import sync_socket as s\n"
         "from verl.plugin.platform.platform_manager import PlatformRegistry\n"
         "import ray.runtime_context as rc\n"

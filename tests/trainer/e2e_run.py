@@ -19,7 +19,7 @@ import httpx
 
 from atropos_verl.launch.api_server import AtroposAPIProcess
 from atropos_verl.launch.processes import session_members, start_process, stop_process_group
-from atropos_verl.platform.shm import ShmTracker
+from atropos_verl.shm import ShmTracker
 
 ENV_FILE = Path(__file__).with_name("e2e_env.py")
 GROUP_SIZE = 4

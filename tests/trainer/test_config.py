@@ -6,7 +6,8 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from atropos_verl.trainer.config_check import ConfigError, atropos_problems, check_config
+from atropos_verl.errors import ConfigError
+from atropos_verl.trainer.config_check import atropos_problems, check_config
 
 # Every override of verl's examples/grpo_trainer/run_qwen2_5-3b_gsm8k_grpo_lora.sh (verl 0.9.x), unchanged.
 LORA_EXAMPLE = [

@@ -13,7 +13,9 @@ from multiprocessing import shared_memory
 
 import pytest
 
-from atropos_verl.platform import shm, sync
+from atropos_verl import shm
+from atropos_verl.trainer import deadline
+from tests.e2e import sync_calls as sync
 
 
 class _BlockedManager:
@@ -29,7 +31,7 @@ class _BlockedManager:
 
 def test_update_weights_times_out_with_a_hint():
     mgr = _BlockedManager()
-    with pytest.raises(sync.RolloutTimeoutError, match="worker_extension_cls"):
+    with pytest.raises(deadline.RolloutTimeoutError, match=r"worker_extension_cls \(atropos_verl\.platform"):
         sync.update_weights(mgr, 3, timeout_s=0.3)
     mgr.release.set()
     assert sync.update_weights(mgr, 4, timeout_s=5) == {"steps": 4}
@@ -40,7 +42,7 @@ def test_errors_propagate():
         raise KeyError("x")
 
     with pytest.raises(KeyError):
-        sync.call_with_timeout(boom, timeout_s=5, what="t")
+        deadline.call_with_timeout(boom, timeout_s=5, what="t")
 
 
 def test_shm_tracker_removes_only_our_new_segments(tmp_path):
@@ -78,3 +80,8 @@ def test_shm_tracker_removes_only_our_new_segments(tmp_path):
             ours.unlink()
         except FileNotFoundError:
             pass
+
+
+def test_sync_hint_names_an_extension_only_when_one_is_configured():
+    assert "worker_extension_cls (my.Ext)" in deadline.sync_hint("my.Ext")
+    assert "worker_extension_cls" not in deadline.sync_hint(None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from atropos_verl.platform._hooks import pending_modules, when_imported
+from atropos_verl.import_hooks import pending_modules, when_imported
 
 
 def test_patch_runs_after_import(tmp_path, monkeypatch):
