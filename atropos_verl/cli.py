@@ -106,11 +106,32 @@ def run(
     raise typer.Exit(result.exit_code)
 
 
+def _print_patches() -> None:
+    """The registry of changes made to third-party packages, with whether each target still exists here."""
+    from atropos_verl.patches import PATCHES, target_state
+
+    for p in PATCHES:
+        typer.echo(f"{p.id}  [target {target_state(p)}]")
+        for label, value in (("target", p.target), ("how", p.mechanism), ("applied by", p.applied_by),
+                             ("where", f"{p.process}; {p.when}"), ("why", p.why), ("upstream", p.upstream),
+                             ("checked by", p.test)):
+            typer.echo(f"    {label:<11}{value}")
+    typer.echo(f"{len(PATCHES)} patches (atropos_verl/patches.py)")
+
+
 @app.command()
-def doctor(config: Annotated[Path | None, typer.Argument(help="Run config YAML to check against.")] = None) -> None:
+def doctor(
+    config: Annotated[Path | None, typer.Argument(help="Run config YAML to check against.")] = None,
+    patches: Annotated[bool, typer.Option("--patches", help="List every patch applied to verl, vLLM, "
+                                          "atroposlib and others, and why.")] = False,
+) -> None:
     """Check the installation, and a running stack when CONFIG's run is up. Exits 1 if any check fails."""
     from rich.console import Console
     from rich.table import Table
+
+    if patches:
+        _print_patches()
+        raise typer.Exit(0)
 
     from atropos_verl.errors import ConfigError
     from atropos_verl.launch.config import load_run_config
