@@ -82,6 +82,8 @@ def run(
     ctx: typer.Context,
     config: Annotated[Path, typer.Argument(help="Run config YAML (see configs/).")],
     live: Annotated[bool | None, typer.Option("--live/--plain", help="Rich live view or plain lines.")] = None,
+    trainer_module: Annotated[str, typer.Option(help="Module run as `python -m` for the trainer, e.g. the verl "
+                                                "recipe's recipe.atropos.main_atropos.")] = "atropos_verl.trainer.main",
 ) -> None:
     """Start the Atropos API, verl (servers + trainer) and the environments; supervise until the trainer ends.
 
@@ -99,7 +101,7 @@ def run(
         from atropos_verl.launch.run import run as run_stack
 
         result = run_stack(config, list(ctx.args), has_accelerator=host_has_accelerator(), live=live,
-                           preflight_done=True)
+                           preflight_done=True, trainer_module=trainer_module)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -1,6 +1,7 @@
 # Copyright 2026 atropos-verl contributors
 # SPDX-License-Identifier: Apache-2.0
-"""The CPU demo's offline pieces: supervised warm start, held-out evaluation and the before/after report.
+"""The CPU demo's offline pieces: supervised warm start, held-out evaluation and the before/after report, plugged
+into a run through its hooks (`atropos_verl.demo.hooks`).
 
 They run without the training stack (plain transformers on CPU), so the demo can build its starting checkpoint and
 score checkpoints on the addition environment's own split, prompt and metric.

@@ -72,31 +72,26 @@ class SupervisionSettings(_Strict):
                                   "(back-off restart_backoff, doubled each time); 0 disables")
 
 
-class WarmStart(_Strict):
-    """A short supervised run on the addition task's TRAIN split, stopped by train-dev accuracy (not step count):
-    GRPO needs a model that is sometimes right, and this model's SFT accuracy jumps suddenly."""
-
-    target_accuracy: float = Field(0.14, gt=0, le=1)
-    seed: int = 0
-    data_seed: int = Field(0, description="must be the environment's data_seed, so held-out pairs stay unseen")
-    max_steps: int = Field(3000, ge=1)
-
-
 class ModelBuild(_Strict):
     """A model built offline on the first run and cached in the run dir (a tiny Qwen2 for CPU runs and tests)."""
 
     kind: Literal["tiny"] = "tiny"
     seed: int = 0
     size: dict[str, int] = Field(default_factory=dict, description="build_tiny_model size arguments")
-    warm_start: WarmStart | None = None
 
 
-class HeldoutReport(_Strict):
-    """At the end of a run on the addition environment: held-out exact match of the starting model and of the final
-    checkpoint (greedy, the environment's own prompt, split and scoring), a plot, and the `BEFORE -> AFTER` line."""
+class Hook(_Strict):
+    call: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description="module:function")
+    settings: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the call")
 
-    items: int = Field(1000, ge=1)
-    data_seed: int = 0
+
+class Hooks(_Strict):
+    """Extension points of a run (`atropos_verl.launch.hooks`)."""
+
+    prepare_model: Hook | None = Field(None, description="f(built_dir, out_dir, **settings) -> dict: the model "
+                                       "build_model made becomes the one served (cached with it)")
+    after_run: Hook | None = Field(None, description="f(outcome, **settings) -> str | None: after the trainer "
+                                   "finished; the returned line is printed last")
 
 
 class RunConfig(_Strict):
@@ -115,12 +110,14 @@ class RunConfig(_Strict):
         "servers then listen on a routable address); per_run = always; none = never"
     )
     supervision: SupervisionSettings = Field(default_factory=SupervisionSettings)
-    report: HeldoutReport | None = None
+    hooks: Hooks = Field(default_factory=Hooks)
 
     @model_validator(mode="after")
     def _one_model_source(self) -> RunConfig:
         if (self.model_path is None) == (self.build_model is None):
             raise ValueError("give exactly one of model_path and build_model")
+        if self.hooks.prepare_model is not None and self.build_model is None:
+            raise ValueError("hooks.prepare_model works on the model build_model makes; it needs build_model")
         return self
 
     @property

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from atropos_verl.env_side.env_yaml import env_status_file
+from atropos_verl.launch.env_configs import env_status_file
 from atropos_verl.launch.supervisor import Supervisor
 from atropos_verl.trainer.atropos_client import API_CLIENT_FILE
 from atropos_verl.trainer.endpoints import Endpoints

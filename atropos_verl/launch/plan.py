@@ -16,9 +16,12 @@ from typing import Any
 from omegaconf import DictConfig
 
 from atropos_verl.errors import ConfigError
+from atropos_verl.launch import hooks
 from atropos_verl.launch.config import EnvironmentSpec, RunConfig
-from atropos_verl.launch.heldout_report import HF_CHECKPOINT_OVERRIDE
 from atropos_verl.launch.processes import free_port, port_is_free
+
+# The trainer's entry point; a verl recipe wrapping it (recipe/atropos/main_atropos.py) takes the same overrides.
+TRAINER_MODULE = "atropos_verl.trainer.main"
 
 
 @dataclass
@@ -45,6 +48,7 @@ class RunPlan:
     max_response_length: int
     envs: list[EnvPlan]
     server_key: str | None = None  # set by the launcher when `needs_server_key` (`atropos_verl.server_key`)
+    trainer_module: str = TRAINER_MODULE
 
     @property
     def needs_server_key(self) -> bool:
@@ -65,7 +69,7 @@ class RunPlan:
 
     @property
     def trainer_argv(self) -> list[str]:
-        return [sys.executable, "-m", "atropos_verl.trainer.main", *self.trainer_overrides]
+        return [sys.executable, "-m", self.trainer_module, *self.trainer_overrides]
 
 
 def resolve_backend(requested: str, has_accelerator: bool) -> str:
@@ -116,12 +120,16 @@ def make_plan(
     has_accelerator: bool,
     config_dir: Path = Path("."),
     model_path: str | None = None,
+    trainer_module: str = TRAINER_MODULE,
 ) -> RunPlan:
     """`model_path` is where a built model landed (config.build_model); otherwise config.model_path."""
     model_path = model_path or config.model_path
     if model_path is None:
         raise ConfigError("build_model: the model has not been built; call prepare_model first")
     backend = resolve_backend(config.backend, has_accelerator)
+    for key in ("prepare_model", "after_run"):  # a typo fails now, not after the run
+        if (hook := getattr(config.hooks, key)) is not None:
+            hooks.load(hook, key)
     run_dir = config.run_dir.resolve()
     port = config.api.port or free_port(config.api.host)
     if config.api.port and not port_is_free(port, config.api.host):
@@ -139,8 +147,6 @@ def make_plan(
     if backend == "sglang":
         # Atropos' sglang server type health-checks and chats through the OpenAI routes, which need a tokenizer.
         ours.append("actor_rollout_ref.rollout.skip_tokenizer_init=False")
-    if config.report is not None:
-        ours.append(HF_CHECKPOINT_OVERRIDE)
     if config.ray_address:
         ours.append(f"++ray_kwargs.ray_init.address={config.ray_address}")
     overrides = [*ours, *config.verl, *cli_overrides]
@@ -188,4 +194,5 @@ def make_plan(
         max_prompt_length=max_prompt,
         max_response_length=max_response,
         envs=envs,
+        trainer_module=trainer_module,
     )

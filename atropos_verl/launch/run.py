@@ -21,19 +21,18 @@ from pathlib import Path
 
 import psutil
 
-from atropos_verl.env_side.env_yaml import env_status_file
 from atropos_verl.env_side.loading import CHECKOUT_ENV
 from atropos_verl.env_side.posting import STATUS_FILE_ENV
 from atropos_verl.env_side.routing import SERVERS_FILE_ENV
 from atropos_verl.env_side.sampling import SERVER_TEMPERATURE_ENV
+from atropos_verl.launch import hooks
 from atropos_verl.launch.api_server import gated_api
 from atropos_verl.launch.config import load_run_config
-from atropos_verl.launch.env_configs import write_env_configs
+from atropos_verl.launch.env_configs import env_status_file, write_env_configs
 from atropos_verl.launch.health import HealthMonitor, last_error_line
-from atropos_verl.launch.heldout_report import heldout_report
 from atropos_verl.launch.live_view import LiveView
 from atropos_verl.launch.model_prep import prepare_model
-from atropos_verl.launch.plan import RunPlan, make_plan
+from atropos_verl.launch.plan import TRAINER_MODULE, RunPlan, make_plan
 from atropos_verl.launch.preflight import check_environments
 from atropos_verl.launch.run_dir import RunDirLock, check_output_dir
 from atropos_verl.launch.run_temp import make_run_temp, new_logger_dirs, remove_run_files
@@ -107,7 +106,7 @@ def _start_envs(plan: RunPlan, sup: Supervisor, endpoints: Endpoints) -> None:
 
 
 def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: bool,
-        live: bool | None = None, preflight_done: bool = False) -> RunResult:
+        live: bool | None = None, preflight_done: bool = False, trainer_module: str = TRAINER_MODULE) -> RunResult:
     started = psutil.Process().create_time()  # the command's start, imports included
     config_path = Path(config_path)
     config = load_run_config(config_path)
@@ -117,7 +116,7 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
     try:
         model_path = prepare_model(config)
         timings = {"model_ready_s": time.time() - started}
-        plan = make_plan(config, cli_overrides, has_accelerator=has_accelerator,
+        plan = make_plan(config, cli_overrides, has_accelerator=has_accelerator, trainer_module=trainer_module,
                          config_dir=config_path.parent.resolve(), model_path=model_path)
         if not preflight_done:
             check_environments([e.target for e in plan.envs], checkout=config.atropos_checkout)
@@ -236,7 +235,9 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
         view.stop()
     timings["total_s"] = time.time() - started
     view.summary(result)
-    if config.report is not None and result.exit_code == 0:
-        result.report_line = heldout_report(config, plan.run_dir, model_path, timings)
-        print(result.report_line, flush=True)
+    if config.hooks.after_run is not None and result.exit_code == 0:
+        outcome = hooks.RunOutcome(run_dir=plan.run_dir, model_path=model_path, exit_code=0, timings=timings)
+        result.report_line = hooks.after_run(config.hooks.after_run, outcome)
+        if result.report_line:
+            print(result.report_line, flush=True)
     return result

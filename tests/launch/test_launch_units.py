@@ -15,10 +15,10 @@ import yaml
 from typer.testing import CliRunner
 
 from atropos_verl.cli import app
-from atropos_verl.env_side.env_yaml import write_env_yaml
 from atropos_verl.errors import ConfigError
 from atropos_verl.launch.config import load_run_config
 from atropos_verl.launch.doctor import run_doctor
+from atropos_verl.launch.env_configs import write_env_yaml
 from atropos_verl.launch.envs_list import list_envs
 from atropos_verl.launch.plan import make_plan
 from atropos_verl.launch.processes import free_port, session_members
@@ -191,17 +191,22 @@ def test_doctor_before_a_run_and_with_the_api_down(tmp_path):
     assert result.exit_code == 1 and "FAIL" in result.output
 
 
-def test_report_runs_save_hf_weights_and_settings_name_the_run_dir(tmp_path):
-    doc = {**BASE, "output_dir": str(tmp_path), "report": {"items": 50},
+def test_settings_name_the_run_dir_and_hooks_are_checked_before_the_run(tmp_path):
+    doc = {**BASE, "output_dir": str(tmp_path),
            "environments": [{"env": "addition", "settings": {"eval_metrics_path": "{run_dir}/e-{env}.jsonl"}}]}
     plan = make_plan(load_run_config(write(tmp_path, doc)), [], has_accelerator=False)
-    assert any(o.startswith("actor_rollout_ref.actor.checkpoint.save_contents=") and "hf_model" in o
-               for o in plan.trainer_overrides)
     assert plan.envs[0].env_settings["eval_metrics_path"] == f"{plan.run_dir}/e-addition.jsonl"
+    typo = {**doc, "hooks": {"after_run": {"call": "atropos_verl.demo.hooks:after_rnu"}}}
+    with pytest.raises(ConfigError, match=r"hooks\.after_run\.call=.*after_rnu"):
+        make_plan(load_run_config(write(tmp_path, typo)), [], has_accelerator=False)
+    with pytest.raises(ConfigError, match="hooks.prepare_model .* needs build_model"):
+        load_run_config(write(tmp_path, {**doc, "hooks": {"prepare_model": {"call": "m:f"}}}))
+    with pytest.raises(ConfigError, match=r"hooks\.after_run\.call"):
+        load_run_config(write(tmp_path, {**doc, "hooks": {"after_run": {"call": "no colon"}}}))
 
 
 def test_final_hf_checkpoint_is_the_last_with_weights(tmp_path):
-    from atropos_verl.launch.heldout_report import final_hf_checkpoint
+    from atropos_verl.demo.hooks import final_hf_checkpoint
 
     assert final_hf_checkpoint(tmp_path) is None
     for step, weights in ((5, True), (20, True), (30, False)):
@@ -210,3 +215,25 @@ def test_final_hf_checkpoint_is_the_last_with_weights(tmp_path):
         if weights:
             (hf / "model.safetensors").write_bytes(b"x")
     assert final_hf_checkpoint(tmp_path) == tmp_path / "checkpoints" / "global_step_20" / "actor" / "huggingface"
+
+
+def test_prepare_model_hook_runs_once_and_is_cached_with_the_model(tmp_path):
+    from atropos_verl.launch.model_prep import prepare_model
+    from tests.launch import hook_fixtures
+
+    hook_fixtures.CALLS.clear()
+    doc = {"run_name": "r", "output_dir": str(tmp_path), "environments": [{"env": "addition"}],
+           "build_model": {"kind": "tiny", "size": {"hidden_size": 32, "intermediate_size": 64,
+                                                    "num_hidden_layers": 1, "num_attention_heads": 2,
+                                                    "num_key_value_heads": 2}},
+           "hooks": {"prepare_model": {"call": "tests.launch.hook_fixtures:copy_model", "settings": {"tag": "a"}}}}
+    model = Path(prepare_model(load_run_config(write(tmp_path, doc))))
+    assert (model / "TAG").read_text() == "a" and (model / "config.json").is_file()
+    stamp = json.loads((model / "atropos_verl_build.json").read_text())
+    assert stamp["prepare_model"] == {"call": "tests.launch.hook_fixtures:copy_model", "tag": "a"}
+    assert prepare_model(load_run_config(write(tmp_path, doc))) == str(model)
+    assert len(hook_fixtures.CALLS) == 1  # cached
+    doc["hooks"]["prepare_model"]["settings"]["tag"] = "b"  # other settings: another model
+    assert (Path(prepare_model(load_run_config(write(tmp_path, doc)))) / "TAG").read_text() == "b"
+    assert len(hook_fixtures.CALLS) == 2
+    assert not (tmp_path / "r" / "model.base").exists()

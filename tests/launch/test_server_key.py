@@ -12,10 +12,9 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from atropos_verl.env_side.env_yaml import write_env_yaml
 from atropos_verl.launch.config import load_run_config
 from atropos_verl.launch.doctor import check_server_key
-from atropos_verl.launch.env_configs import write_env_configs
+from atropos_verl.launch.env_configs import write_env_configs, write_env_yaml
 from atropos_verl.launch.plan import make_plan
 from atropos_verl.server_key import KEY_ENV, VLLM_KEY_ENV, auth_headers, new_key, read_key, write_key
 from atropos_verl.trainer.endpoints import Endpoints
