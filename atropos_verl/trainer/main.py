@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """`python -m atropos_verl.trainer.main [hydra overrides]`: GRPO on Atropos groups with verl-owned servers.
 
-The config is verl's `ppo_trainer` plus `atropos:` (config/atropos_trainer.yaml), so any verl override works as in
+The config is verl's `ppo_trainer` plus `atropos:` (config/atropos_defaults.yaml), so any verl override works as in
 verl's own examples. Workers and roles are verl's (`main_ppo_v0.BaseTaskRunner`: `ActorRolloutRefWorker`, reference
 policy fused in when KL is used, LoRA's reference = the base model). The trainer runs in this process, which owns the
 Ray cluster it starts and shuts it down on exit.
