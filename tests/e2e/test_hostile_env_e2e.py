@@ -17,7 +17,10 @@ from tests.hostile_posts import good_group, malformed_posts
 
 pytestmark = pytest.mark.e2e
 
-STEPS = 14
+# Enough steps that the run outlasts the posts by far: they take seconds (a 64 MiB body, a gzip bomb) while a cpu_tiny
+# step takes ~0.6 s on an idle machine, and good groups posted near the last step would still be queued (or in a batch
+# the API cut ahead) when the run ends.
+STEPS = 80
 GOOD = 8  # 8 groups x 4 sequences: four of the run's batches
 
 
@@ -39,6 +42,7 @@ def test_hostile_posts_never_train_and_good_groups_all_do(tmp_path):
                 statuses[post.name] = post.send(http).status_code
                 if k % 5 == 0 and k // 5 < GOOD:
                     assert http.post("/scored_data", json=good[k // 5]).status_code == 200
+        posted_at = max(metric_steps(run_dir), default=0)
         assert proc.wait(timeout=900) == 0, output(tmp_path)
     finally:
         if proc.poll() is None:
@@ -59,6 +63,7 @@ def test_hostile_posts_never_train_and_good_groups_all_do(tmp_path):
                         if not _is_hostile(r["group"]) and tuple(r["group"]["tokens"][0][:4]) in good_prompts]
     assert good_quarantined == [], good_quarantined
     trained_at = sorted({r["step"] for r in trained if tuple(r["prompt"]) in good_prompts})
+    assert STEPS - posted_at >= 10, f"the posts ended at step {posted_at}, too close to the last ({STEPS}): raise STEPS"
     assert good_prompts <= prompts, (f"good groups lost: {len(good_prompts - prompts)} of {GOOD} (the others trained "
                                      f"at steps {trained_at})\n{output(tmp_path)}")
     assert metric_steps(run_dir)[-1] == STEPS
