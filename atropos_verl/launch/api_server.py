@@ -9,7 +9,6 @@ trainer's composed config, so the door and the trainer apply the same limits.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from atropos_verl.api_side.gate import MIB, GateSettings
 from atropos_verl.api_side.server import TOKEN_ENV
 from atropos_verl.group_rules import vocab_size_of
 from atropos_verl.launch.processes import free_port, start_process, stop_process_group, wait_http_ok
+from atropos_verl.server_key import write_private
 
 if TYPE_CHECKING:
     from atropos_verl.launch.plan import RunPlan
@@ -38,9 +38,7 @@ def gated_api(plan: RunPlan, model_path: str) -> tuple[list[str], dict[str, str]
         max_decompressed_bytes=int(plan.config.api.max_decompressed_mb * MIB),
     )
     path = plan.run_dir / "api_gate.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(settings.__dict__, fh, indent=1)
+    write_private(path, json.dumps(settings.__dict__, indent=1))
     argv = [sys.executable, "-m", "atropos_verl.api_side.server", "--host", plan.api_host, "--port",
             str(plan.api_port), "--settings", str(path)]
     return argv, {TOKEN_ENV: secrets.token_urlsafe(24)}
