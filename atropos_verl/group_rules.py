@@ -65,6 +65,9 @@ class Reason:
     BAD_ENV_ID = "bad_env_id"
     # Decided at the API's door, which knows what the API can pack (see api_side.gate).
     UNPACKABLE = "unpackable_group_size"
+    # Decided by the trainer, which knows the policy version it is about to update (see trainer.staleness).
+    STALE = "stale_policy_version"
+    NO_POLICY_VERSION = "policy_version_missing"
 
 
 #: Per-sequence fields that atroposlib's default `collect_trajectories` sends as `[]` when no item carried them.

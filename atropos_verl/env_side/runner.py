@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from atropos_verl.env_side import aborts, compat, posting, routing, sampling, vllm_adapter
+from atropos_verl.env_side import aborts, compat, policy_version, posting, routing, sampling, vllm_adapter
 from atropos_verl.env_side.loading import CHECKOUT_ENV, load_file
 from atropos_verl.envs import BUILTIN_ENVS, load_builtin
 
@@ -71,6 +71,7 @@ def install_all() -> posting.EnvStatus:
     aborts.install()
     routing.install()
     sampling.install()
+    policy_version.install()
     status = posting.EnvStatus(os.environ.get(posting.STATUS_FILE_ENV))
     posting.install(status)
     return status

@@ -4,9 +4,8 @@
 
 The trainer computes log-probs (actor, bypass-mode old log-probs, IS ratios) at each sequence's sampling temperature,
 which it reads from the group (`overrides`, `generation_params`, `group_overrides`). Most environments pass
-`temperature=` to the server and report nothing. Every server call an environment makes for a rollout runs inside
-`BaseEnv.handle_env`'s task (`collect_trajectories`, then `handle_send_to_api`), so the temperatures of that task's
-requests are collected here and written into `generation_params.temperature` of the groups it posts, unless the
+`temperature=` to the server and report nothing. The temperatures of a rollout task's requests are collected in its
+`rollout_task.TaskRecord` and written into `generation_params.temperature` of the groups it posts, unless the
 environment reported one itself. Requests without a temperature sample at the server's default: verl starts its
 servers with `actor_rollout_ref.rollout.temperature` as the default (vLLM's `override_generation_config`), which the
 launcher passes as `$ATROPOS_VERL_SERVER_TEMPERATURE`; without it, the model's `generation_config.json` temperature,
@@ -18,7 +17,6 @@ never a temperature log-probs can be computed at.
 
 from __future__ import annotations
 
-import contextvars
 import json
 import os
 from collections.abc import Mapping
@@ -26,11 +24,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from atropos_verl.env_side import rollout_task
 from atropos_verl.env_side.patching import wrap_method
 from atropos_verl.wire import TEMPERATURES_SEEN_KEY
-
-#: Temperatures requested in the current rollout task (None = the server's default).
-_seen: contextvars.ContextVar[list[float | None] | None] = contextvars.ContextVar("atropos_verl_seen", default=None)
 
 #: The default temperature of the servers this process is routed to (set by the launcher from verl's config).
 SERVER_TEMPERATURE_ENV = "ATROPOS_VERL_SERVER_TEMPERATURE"
@@ -82,43 +78,24 @@ def stamp(group: dict[str, Any], seen: list[float | None], default: float) -> No
     group["generation_params"] = params
 
 
+def _stamp_task(group: dict[str, Any], record: rollout_task.TaskRecord, env: Any) -> None:
+    if record.temperatures:
+        stamp(group, record.temperatures, server_default_temperature(getattr(env.config, "tokenizer_name", None)))
+
+
 def install() -> None:
-    from atroposlib.envs.base import BaseEnv
     from atroposlib.envs.server_handling.server_baseline import APIServer
-
-    def make_handle_env(handle_env):
-        async def wrapper(self, *args, **kwargs):
-            token = _seen.set([])  # child tasks (asyncio.gather) share this list through the copied context
-            try:
-                return await handle_env(self, *args, **kwargs)
-            finally:
-                _seen.reset(token)
-
-        return wrapper
 
     def make_call(call):
         async def wrapper(self, **kwargs):
-            seen = _seen.get()
-            if seen is not None and kwargs.get("split", "train") == "train":
-                seen.append(kwargs.get("temperature"))
+            record = rollout_task.current()
+            if record is not None and kwargs.get("split", "train") == "train":
+                record.temperatures.append(kwargs.get("temperature"))
             return await call(self, **kwargs)
 
         return wrapper
 
-    def make_send(send):
-        async def handle_send_to_api(self, scored_data, *args, **kwargs):
-            seen = _seen.get()
-            if seen:
-                default = server_default_temperature(getattr(self.config, "tokenizer_name", None))
-                groups = scored_data if isinstance(scored_data, list) else [scored_data]
-                for group in groups:
-                    if isinstance(group, dict):
-                        stamp(group, seen, default)
-            return await send(self, scored_data, *args, **kwargs)
-
-        return handle_send_to_api
-
-    wrap_method(BaseEnv, "handle_env", make_handle_env)
-    wrap_method(BaseEnv, "handle_send_to_api", make_send)
+    rollout_task.install()
+    rollout_task.add_stamper(_stamp_task)
     for name in SERVER_CALLS:
         wrap_method(APIServer, name, make_call)

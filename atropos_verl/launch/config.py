@@ -109,6 +109,13 @@ class RunConfig(_Strict):
         "auto", description="a per-run key on the inference servers: auto = only when the run spans nodes (its "
         "servers then listen on a routable address); per_run = always; none = never"
     )
+    mode: Literal["hybrid", "async"] = Field(
+        "hybrid", description="hybrid = the servers pause while the actor updates; async = they keep generating on "
+        "the previous weights (groups 1-2 steps stale, bounded by max_staleness; see docs/async.md)"
+    )
+    max_staleness: int | None = Field(
+        None, ge=0, description="steps a group's policy may lag before it is rejected (null: 2 in async mode)"
+    )
     supervision: SupervisionSettings = Field(default_factory=SupervisionSettings)
     hooks: Hooks = Field(default_factory=Hooks)
 

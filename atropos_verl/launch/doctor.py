@@ -27,6 +27,7 @@ from atropos_verl.launch.health import SILENT_AFTER_S, env_health, last_error_li
 from atropos_verl.launch.processes import port_is_free
 from atropos_verl.server_key import auth_headers, read_key
 from atropos_verl.trainer.endpoints import Endpoints, read_endpoints
+from atropos_verl.wire import POLICY_VERSION_HEADER
 
 EXPECTED = {"verl": "0.9.1", "atroposlib": "0.4.0"}
 PROBE_TEXT = "12+34=\nThe answer is 46."
@@ -131,8 +132,10 @@ def check_running(run_dir: Path, api_url: str, endpoints: Endpoints, timeout: fl
         r = _get(http, f"http://{addr}/v1/models")
         names = [m.get("id") for m in r.json().get("data", [])] if isinstance(r, httpx.Response) and r.is_success \
             else []
+        served = r.headers.get(POLICY_VERSION_HEADER) if isinstance(r, httpx.Response) else None
+        at = f" at policy version {served}" if served is not None else ""
         checks.append(Check(f"server {addr} model", endpoints.served_model_name in names,
-                            f"serves {names}, environments ask for {endpoints.served_model_name!r}",
+                            f"serves {names}{at}, environments ask for {endpoints.served_model_name!r}",
                             "environments must send the served model name (endpoints.json served_model_name)"))
         checks.append(_check_generation(http, addr, endpoints))
     checks += _check_env_tokenizers(http, run_dir, endpoints)

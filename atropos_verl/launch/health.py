@@ -18,6 +18,7 @@ from atropos_verl.launch.env_configs import env_status_file
 from atropos_verl.launch.supervisor import Supervisor
 from atropos_verl.trainer.atropos_client import API_CLIENT_FILE
 from atropos_verl.trainer.endpoints import Endpoints
+from atropos_verl.wire import POLICY_VERSION_HEADER
 
 
 @dataclass
@@ -29,6 +30,8 @@ class Snapshot:
     envs: dict[str, dict[str, Any]] = field(default_factory=dict)  # each env process's status record
     trainer_step: int | None = None
     mean_score: float | None = None
+    server_versions: dict[str, int] = field(default_factory=dict)  # policy version each server stamps on answers
+    lag: dict[str, float] = field(default_factory=dict)  # the last step's atropos/lag/{mean,max}
     checked_at: float = 0.0
     api_client: dict[str, Any] = field(default_factory=dict)  # the trainer's PollHealth: 5xx from /batch, stall
 
@@ -158,7 +161,10 @@ class HealthMonitor:
             snap.api_step, snap.queue_size = status.get("current_step"), status.get("queue_size")
         for addr in self.endpoints.addresses if self.endpoints else []:
             try:
-                snap.servers[addr] = self._http.get(f"http://{addr}/health").status_code == 200
+                answer = self._http.get(f"http://{addr}/health")
+                snap.servers[addr] = answer.status_code == 200
+                if (version := answer.headers.get(POLICY_VERSION_HEADER)) is not None and version.isdigit():
+                    snap.server_versions[addr] = int(version)
             except httpx.HTTPError:
                 snap.servers[addr] = False
         for child in sup.children:
@@ -172,5 +178,7 @@ class HealthMonitor:
         if metrics:
             snap.trainer_step = metrics.get("step")
             snap.mean_score = mean_score(metrics)
+            data = metrics.get("data", metrics)
+            snap.lag = {k: float(data[f"atropos/lag/{k}"]) for k in ("mean", "max") if f"atropos/lag/{k}" in data}
         self.snapshot = snap
         return snap

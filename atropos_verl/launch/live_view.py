@@ -21,6 +21,17 @@ def _show(value: object) -> str:
     return "-" if value is None else str(value)
 
 
+def policy_phrase(s: Any) -> str:
+    """` | policy v3 (servers) lag 0.9/2`: the oldest version the servers serve and the last batch's lag mean/max."""
+    parts = []
+    if s.server_versions:
+        versions = sorted(set(s.server_versions.values()))
+        parts.append("policy v" + "/".join(map(str, versions)))
+    if s.lag:
+        parts.append(f"lag {s.lag.get('mean', float('nan')):.1f}/{s.lag.get('max', float('nan')):.0f}")
+    return (" | " + " ".join(parts)) if parts else ""
+
+
 class LiveView:
     def __init__(self, sup: Supervisor, health: HealthMonitor, plan: Any, *, live: bool | None = None):
         self.sup, self.health, self.plan = sup, health, plan
@@ -52,7 +63,8 @@ class LiveView:
         problem = api_client_problem(s.api_client)
         return (
             f"[{time.monotonic() - self._started:6.0f}s] step {_show(s.trainer_step)}"
-            f" | api step {_show(s.api_step)} queue {_show(s.queue_size)} | mean score {score} | {procs}"
+            f" | api step {_show(s.api_step)} queue {_show(s.queue_size)} | mean score {score}{policy_phrase(s)}"
+            f" | {procs}"
             + (f" | {problem}" if problem else "")
         )
 
@@ -74,6 +86,7 @@ class LiveView:
             f"trainer step {_show(s.trainer_step)}   API step {_show(s.api_step)}   "
             f"queue {_show(s.queue_size)} group(s)   "
             f"last mean score {'-' if s.mean_score is None else f'{s.mean_score:.3f}'}"
+            + policy_phrase(s)
         )
         if problem := api_client_problem(s.api_client):
             stats.append(f"\n{problem}", style="bold red")

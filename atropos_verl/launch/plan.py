@@ -143,7 +143,10 @@ def make_plan(
         f"atropos.run_dir={run_dir}",
         f"trainer.default_local_dir={run_dir / 'checkpoints'}",
         f"trainer.experiment_name={config.run_name}",
+        f"atropos.mode={config.mode}",
     ]
+    if config.max_staleness is not None:
+        ours.append(f"atropos.max_staleness={config.max_staleness}")
     if backend == "sglang":
         # Atropos' sglang server type health-checks and chats through the OpenAI routes, which need a tokenizer.
         ours.append("actor_rollout_ref.rollout.skip_tokenizer_init=False")

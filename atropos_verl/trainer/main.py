@@ -33,14 +33,29 @@ def _user_overrides() -> list[str]:
         return []
 
 
+FREE_CACHE_KEY = "actor_rollout_ref.rollout.free_cache_engine"
+
+
+def _apply_mode_defaults(config: DictConfig, user_overrides: list[str]) -> None:
+    """Asynchronous mode keeps the servers' memory through every push (`free_cache_engine=false`) unless the user set
+    the key, which `config_check` then reports."""
+    if OmegaConf.select(config, "atropos.mode") != "async":
+        return
+    if any(o.split("=", 1)[0].lstrip("+~") == FREE_CACHE_KEY for o in user_overrides):
+        return
+    OmegaConf.update(config, FREE_CACHE_KEY, False, merge=True, force_add=True)
+
+
 def prepare_config(config: DictConfig, user_overrides: list[str] | None = None) -> DictConfig:
-    """Apply the CPU platform's required values when it is active, resolve, and check; returns the config."""
+    """Apply the CPU platform's required values when it is active and the mode's defaults, resolve, and check."""
     from atropos_verl.platform import is_active
 
+    overrides = user_overrides if user_overrides is not None else _user_overrides()
     if is_active():
         from atropos_verl.platform.defaults import apply_cpu_defaults
 
-        apply_cpu_defaults(config, user_overrides if user_overrides is not None else _user_overrides())
+        apply_cpu_defaults(config, overrides)
+    _apply_mode_defaults(config, overrides)
     OmegaConf.resolve(config)
     route_bypass_loss(config)
     from verl.trainer.ppo.utils import need_reference_policy

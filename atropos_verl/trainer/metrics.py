@@ -72,6 +72,7 @@ def time_split(timing_raw: Mapping[str, float]) -> dict[str, float]:
         "timing_s/atropos_wait": wait,
         "timing_s/sync": sync,
         "timing_s/train": max(step - wait - sync, 0.0),
+        "atropos/idle_fraction": wait / step if step > 0 else 0.0,
     }
 
 

@@ -40,7 +40,7 @@ from .atropos_client import API_CLIENT_FILE, AtroposClient, PollHealth, Registra
 from .batch import AllGroupsRejected, groups_to_dataproto
 from .batch_trace import write_trace
 from .deadline import call_with_timeout, sync_hint
-from .drain import RolloutDrain, install_draining_replicas
+from .drain import RolloutDrain, install_draining_replicas, overlap_metrics, served_stats
 from .endpoints import Endpoints, publish_endpoints
 from .env_names import EnvNames
 from .metrics import group_metrics, rejected_by_env, rejection_metrics, temperature_metrics, time_split
@@ -48,6 +48,7 @@ from .old_log_probs import bypass_enabled, take_rollout_log_probs
 from .progress import StepProgress
 from .quarantine import QuarantineFile
 from .reject_ceiling import RejectionCeiling
+from .staleness import check_staleness, effective_max_staleness
 from .step_state import AtroposStepState
 from .temperature import ItemTemperatureProto, check_engine_supports
 
@@ -88,6 +89,11 @@ class AtroposRayTrainer(RayPPOTrainer):
         self.rejections = RejectionCeiling(
             steps=int(self.atropos.reject_ceiling.steps), fraction=float(self.atropos.reject_ceiling.fraction)
         )
+        self.mode = str(self.atropos.get("mode", "hybrid"))
+        #: The step whose update produced the actor's (and the servers') current weights: staleness is counted in
+        #: updates, so a skipped step (nothing usable in its batch) does not age the groups in flight.
+        self.weights_version = 0
+        self.max_staleness = effective_max_staleness(self.atropos)
 
     # -- no dataset: the data position lives in the Atropos API -------------------------------------------------------
     def _create_dataloader(self, train_dataset, val_dataset, collate_fn, train_sampler) -> None:
@@ -159,26 +165,35 @@ class AtroposRayTrainer(RayPPOTrainer):
         # Groups of any size train (GRPO normalises per group): Atropos allows group_overrides.group_size, envs with
         # their own size and the API splitting buffered groups.
         data = None
-        rejected: list[tuple[int, str]] = []
         cfg = self.config.data
         self.env_names.refresh()
         names = self.env_names.name_of
+        stale = check_staleness(groups, self.weights_version, self.max_staleness)
+        rejected: list[tuple[int, str]] = list(stale.rejected)
+        kept = sorted(set(range(len(groups))) - {i for i, _ in rejected})
         try:
+            if not kept:
+                raise AllGroupsRejected([])
             conv = groups_to_dataproto(
-                groups,
+                [groups[i] for i in kept],
                 pad_token_id=self.pad_token_id,
                 max_prompt_length=int(cfg.max_prompt_length),
                 max_response_length=int(cfg.max_response_length),
                 limits=self.limits,
             )
-            rejected, data = conv.rejected, conv.data
+            rejected += [(kept[i], reason) for i, reason in conv.rejected]
+            data = conv.data
+            accepted = [kept[i] for i in conv.accepted]
+            sizes = [len(groups[i]["tokens"]) for i in accepted]
+            versions = [-1 if stale.versions[i] is None else stale.versions[i] for i in accepted]
+            data.batch["policy_version"] = torch.from_numpy(np.repeat(np.array(versions, dtype=np.int64), sizes))
         except AllGroupsRejected as exc:
-            logger.warning("no group of this batch is usable: %s", exc)
-            rejected = exc.rejected
+            rejected += [(kept[i], reason) for i, reason in exc.rejected]
+            logger.warning("no group of this batch is usable: %s", sorted(rejected))
         counts = self.quarantine.write(self.global_steps, groups, sorted(rejected), env_name=names)
         by_env = rejected_by_env(groups, rejected, names)
         self.rejections.record(len(groups), counts, by_env)
-        metrics: dict[str, float] = {}
+        metrics: dict[str, float] = stale.metrics(groups, self.max_staleness)
         if data is not None:
             data.non_tensor_batch["env_name"] = np.array([names(e) for e in data.non_tensor_batch["env_id"]], object)
             metrics.update(group_metrics(data, received=len(groups), rejected=counts))
@@ -367,6 +382,7 @@ class AtroposRayTrainer(RayPPOTrainer):
         self._load_checkpoint()
         tracker = self._tracker()
         self._wake_and_resume()
+        self.weights_version = self.global_steps
         self._register()
         publish_endpoints(self.atropos.endpoints_file, self.endpoints())
         logger.info("rollout servers published to %s", self.atropos.endpoints_file)
@@ -408,22 +424,36 @@ class AtroposRayTrainer(RayPPOTrainer):
                 metrics["atropos/skipped_step"] = 1.0
             else:
                 batch = ItemTemperatureProto.wrap(batch)
-                with marked_timer("drain", timing_raw):
-                    metrics.update(self.drain.drain())
-                with marked_timer("sleep_replicas", timing_raw):
-                    self._bounded(self.checkpoint_manager.sleep_replicas, "sleep_replicas()")
+                if self.mode == "hybrid":
+                    # The servers pause for the update: requests already running finish, new ones wait.
+                    with marked_timer("drain", timing_raw):
+                        metrics.update(self.drain.drain())
+                    with marked_timer("sleep_replicas", timing_raw):
+                        self._bounded(self.checkpoint_manager.sleep_replicas, "sleep_replicas()")
+                served_before = served_stats(self.llm_server_manager.get_replicas())
                 self._train_on(batch, metrics, timing_raw)
+                metrics.update(overlap_metrics(served_before, served_stats(self.llm_server_manager.get_replicas())))
                 if self.config.trainer.save_freq > 0 and (
                     self.global_steps % self.config.trainer.save_freq == 0
                     or self.global_steps >= self.total_training_steps
                 ):
                     with marked_timer("save_checkpoint", timing_raw, color="green"):
                         self._save_checkpoint()
+                if self.mode == "async":
+                    # The servers generated on the old weights during the update; requests running now finish on
+                    # them, new ones wait through the push and run on the new weights.
+                    with marked_timer("drain", timing_raw):
+                        metrics.update(self.drain.drain())
                 with marked_timer("update_weights", timing_raw, color="red"):
                     sync = self._wake_and_resume()
+                self.weights_version = self.global_steps
                 metrics.update({f"sync/{k}": v for k, v in sync.items() if isinstance(v, int | float)})
         metrics.update({f"timing_s/{k}": v for k, v in timing_raw.items() if k not in metrics})
         metrics.update(time_split(timing_raw))
+        versions = [v["version"] for v in served_stats(self.llm_server_manager.get_replicas())
+                    if v["version"] is not None]
+        if versions:
+            metrics["atropos/served_policy_version"] = float(min(versions))
         metrics["atropos/wall_time"] = time.time()
         return metrics
 

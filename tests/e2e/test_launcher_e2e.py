@@ -79,19 +79,21 @@ def assert_nothing_left(run_dir: Path, launcher: subprocess.Popen) -> None:
     assert session_members(launcher.pid) == []
 
 
-def with_server_key(tmp_path: Path) -> Path:
-    """cpu_tiny with the per-run server key a multi-node run gets (`server_api_key: auto` off one node)."""
+def with_server_key_async(tmp_path: Path) -> Path:
+    """cpu_tiny with the per-run server key a multi-node run gets (`server_api_key: auto` off one node), in
+    asynchronous mode."""
     doc = yaml.safe_load(CONFIG.read_text())
     path = tmp_path / "cpu_tiny_keyed.yaml"
-    path.write_text(yaml.safe_dump({**doc, "server_api_key": "per_run"}))
+    path.write_text(yaml.safe_dump({**doc, "server_api_key": "per_run", "mode": "async"}))
     return path
 
 
 def test_run_restarts_a_killed_env_and_reaches_the_last_step(tmp_path):
-    """With the server key on: the environment (and its restart), the trainer and doctor all use it."""
+    """With the server key on and in asynchronous mode: the environment (and its restart), the trainer and doctor all
+    use the key; groups stay within the staleness bound across the restart."""
     run_dir = tmp_path / "runs" / "cpu_tiny"
     steps = 25
-    config = with_server_key(tmp_path)
+    config = with_server_key_async(tmp_path)
     proc = start_run(tmp_path, f"trainer.total_training_steps={steps}", config=config)
     try:
         wait_for(lambda: 1 in metric_steps(run_dir), 600, proc, "the first training step", tmp_path)
@@ -111,6 +113,7 @@ def test_run_restarts_a_killed_env_and_reaches_the_last_step(tmp_path):
             os.chdir(cwd)
         assert "1-token generation" in result.output and "tokenizer" in result.output
         assert "refuses requests without the run's key" in result.output
+        assert "at policy version" in result.output
         # every server of a single-node run listens on loopback only: the API, verl's vLLM server, Ray's ports.
         # The one known exception is torch.distributed's TCPStore (at the FSDP worker's MASTER_PORT), which binds
         # every interface whatever MASTER_ADDR says; doctor names it and passes, nothing else may be exposed.
@@ -139,6 +142,11 @@ def test_run_restarts_a_killed_env_and_reaches_the_last_step(tmp_path):
     assert key not in out and key not in (run_dir / "logs" / "trainer.log").read_text(errors="replace")
     assert "restarting in" in out and "restarts 1" in out
     assert metric_steps(run_dir)[-1] == steps
+    # Every step measured its groups' lag; any group over the bound (2) was rejected as stale, not trained.
+    rows = [json.loads(line)["data"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all("atropos/lag/max" in m for m in rows), [sorted(m) for m in rows if "atropos/lag/max" not in m][:1]
+    over = [m for m in rows if m["atropos/lag/max"] > 2]
+    assert all(m.get("atropos/rejected/stale_policy_version", 0) > 0 for m in over), over
     for name in ("api", "trainer", "addition"):
         assert (run_dir / "logs" / f"{name}.log").stat().st_size > 0
     assert (run_dir / "envs" / "addition.yaml").is_file()

@@ -237,3 +237,14 @@ def test_prepare_model_hook_runs_once_and_is_cached_with_the_model(tmp_path):
     assert (Path(prepare_model(load_run_config(write(tmp_path, doc)))) / "TAG").read_text() == "b"
     assert len(hook_fixtures.CALLS) == 2
     assert not (tmp_path / "r" / "model.base").exists()
+
+
+def test_live_view_names_the_served_policy_version_and_lag():
+    from atropos_verl.launch.health import Snapshot
+    from atropos_verl.launch.live_view import policy_phrase
+
+    snap = Snapshot()
+    assert policy_phrase(snap) == ""  # servers that do not stamp, before the first step: no claim
+    snap.server_versions = {"127.0.0.1:1": 7, "127.0.0.1:2": 6}
+    snap.lag = {"mean": 0.875, "max": 2.0}
+    assert policy_phrase(snap) == " | policy v6/7 lag 0.9/2"

@@ -17,6 +17,8 @@ import time
 
 from atroposlib.envs.base import APIServerConfig, BaseEnv, BaseEnvConfig, ScoredDataGroup
 
+from atropos_verl.env_side import rollout_task
+
 PROBE_PROMPT = "12+34="
 MAX_TOKENS = 10
 
@@ -79,7 +81,11 @@ class TrainerProbeEnv(BaseEnv):
             group["scores"].append(sum(ch.isdigit() for ch in text) / max(len(text), 1))
         probe_ids = self.tokenizer.encode(PROBE_PROMPT, add_special_tokens=False)
         probe = await self._complete(probe_ids, n=1, max_tokens=4, temperature=0.0)
-        self._record(kind="probe", step=self.curr_step, logprobs=list(probe.choices[0].logprobs.token_logprobs))
+        # The policy version the server stamped on the probe's answer (read by the env side's transport hook).
+        task = rollout_task.current()
+        self._record(kind="probe", step=self.curr_step, logprobs=list(probe.choices[0].logprobs.token_logprobs),
+                     ids=probe_ids + list(probe.choices[0].token_ids),
+                     version=task.policy_versions[-1] if task and task.policy_versions else None)
         return group, []
 
     async def evaluate(self, *args, **kwargs) -> None:

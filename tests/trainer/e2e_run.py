@@ -95,6 +95,9 @@ def run_trainer(
     steps: int,
     api: AtroposAPIProcess,
     post_malformed: bool = False,
+    post_first: list[dict[str, Any]] = (),
+    extra_overrides: list[str] = (),
+    env_args: list[str] = (),
     kill_after_checkpoint: int | None = None,
     timeout: float = 600.0,
 ) -> TrainerRun:
@@ -110,6 +113,7 @@ def run_trainer(
         "-m",
         "atropos_verl.trainer.main",
         *trainer_overrides(model_dir, work, api.url, steps=steps),
+        *extra_overrides,
     ]
     # A SIGKILLed trainer cannot remove vLLM's shared-memory segments; the harness removes the ones its run used.
     shm = ShmTracker().snapshot()
@@ -123,8 +127,8 @@ def run_trainer(
                 raise RuntimeError(f"trainer never published endpoints:\n{(work / 'trainer.log').read_text()[-4000:]}")
             time.sleep(0.5)
         endpoints = json.loads(endpoints_file.read_text())
-        if post_malformed:
-            httpx.post(f"{api.url}/scored_data", json=MALFORMED_GROUP, timeout=10).raise_for_status()
+        for group in [MALFORMED_GROUP] * post_malformed + list(post_first):
+            httpx.post(f"{api.url}/scored_data", json=group, timeout=10).raise_for_status()
         env_argv = [
             sys.executable, "-m", "atropos_verl.env_side.runner", str(ENV_FILE), "serve",
             "--env.rollout_server_url", api.url,
@@ -137,6 +141,7 @@ def run_trainer(
             "--openai.tokenizer_name", endpoints["tokenizer_path"],
             "--openai.server_type", "vllm",
             "--openai.api_key", "x",
+            *env_args,
         ]  # fmt: skip
         env_proc = start_process(env_argv, log_path=work / "env.log")
         ckpt = work / "ckpt" / f"global_step_{kill_after_checkpoint}" / "data.pt"

@@ -60,8 +60,10 @@ def test_time_split_adds_up_to_the_step():
     timing = {"step": 10.0, "wait_batch": 6.0, "drain": 0.5, "sleep_replicas": 0.2, "update_weights": 0.3,
               "old_log_prob": 1.0, "update_actor": 2.0}  # fmt: skip
     split = time_split(timing)
+    idle = split.pop("atropos/idle_fraction")
     assert split == {"timing_s/atropos_wait": 6.0, "timing_s/sync": pytest.approx(1.0), "timing_s/train": 3.0}
     assert math.fsum(split.values()) == pytest.approx(timing["step"])
+    assert idle == pytest.approx(0.6)
 
 
 def test_plain_progress_line_when_not_a_terminal(capsys):

@@ -56,6 +56,26 @@ def install_draining_replicas(names: Sequence[str] = ("vllm", "sglang")) -> None
         RolloutReplicaRegistry.register(name, _draining_loader(name, original))
 
 
+@auto_await
+async def served_stats(replicas: Sequence[Any]) -> list[dict[str, Any]]:
+    """Each server's policy version and answered completions/tokens (`policy_stamp.stats`); [] for replicas that do
+    not stamp (SGLang)."""
+    calls = [replica.policy_stats() for replica in replicas if hasattr(replica, "policy_stats")]
+    return [stats for per_replica in await asyncio.gather(*calls) for stats in per_replica]
+
+
+def overlap_metrics(before: Sequence[dict[str, Any]], after: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Completions and tokens the servers answered between two `served_stats` calls (the actor's update)."""
+    if not before or len(before) != len(after):
+        return {}
+    return {
+        "atropos/overlap/completions_during_update": float(sum(a["answered"] - b["answered"]
+                                                               for a, b in zip(after, before, strict=True))),
+        "atropos/overlap/tokens_during_update": float(sum(a["completion_tokens"] - b["completion_tokens"]
+                                                          for a, b in zip(after, before, strict=True))),
+    }
+
+
 class RolloutDrain:
     """Drain every replica with one deadline; degrade to verl's abort (warned, counted) or fail, as configured."""
 

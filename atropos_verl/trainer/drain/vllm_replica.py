@@ -4,6 +4,8 @@
 
 Two changes to `vLLMHttpServer`, both through its own hook points, everything else inherited:
 - `drain_generation(timeout)`: see `engines.drain_vllm`.
+- `set_global_steps` (verl calls it after every weight push) also sets the policy version the server stamps on its
+  answers (`policy_stamp`); `policy_stats()` reports it with the count of completions answered.
 - `_sleep_hybrid`: vLLM's `sleep()` pauses the scheduler first, by default with `mode="abort"`, which also aborts
   requests merely *queued* during the drain (`vllm/v1/engine/core.py` sleep -> pause_scheduler ->
   `finish_requests(None, FINISHED_ABORTED)`). With `mode="keep"` they stay queued through the sleep and run after the
@@ -20,6 +22,7 @@ from typing import Any
 import ray
 from verl.workers.rollout.vllm_rollout.vllm_async_server import vLLMHttpServer, vLLMReplica
 
+from . import policy_stamp
 from .engines import drain_vllm, vllm_sleep_keeps_queue
 
 logger = logging.getLogger(__name__)
@@ -30,6 +33,13 @@ class DrainingVLLMHttpServer(vLLMHttpServer):
         if self.node_rank != 0:
             return None
         return await drain_vllm(self.engine, timeout)
+
+    async def set_global_steps(self, global_steps: int) -> None:
+        await super().set_global_steps(global_steps)
+        policy_stamp.set_version(global_steps)
+
+    async def policy_stats(self) -> dict[str, Any] | None:
+        return policy_stamp.stats() if self.node_rank == 0 else None
 
     async def _sleep_hybrid(self) -> None:
         if not vllm_sleep_keeps_queue(self.engine):
@@ -47,4 +57,8 @@ class DrainingVLLMReplica(vLLMReplica):
 
     async def drain_generation(self, timeout: float) -> list[dict[str, Any]]:
         results = await asyncio.gather(*[server.drain_generation.remote(timeout) for server in self.servers])
+        return [r for r in results if r is not None]
+
+    async def policy_stats(self) -> list[dict[str, Any]]:
+        results = await asyncio.gather(*[server.policy_stats.remote() for server in self.servers])
         return [r for r in results if r is not None]
