@@ -50,17 +50,11 @@ HTTPX_CLIENTS = (("httpx", "AsyncClient"), ("httpx2", "AsyncClient"))
 def install() -> None:
     import aiohttp
 
-    def make_httpx_send(send):
-        async def wrapper(self, request, *args, **kwargs):
-            response = await send(self, request, *args, **kwargs)
-            record(response.headers)
-            return response
+    def make_recording(call):
+        """httpx `send` and aiohttp `_request` both return the response once its headers have arrived."""
 
-        return wrapper
-
-    def make_aiohttp_request(request):
         async def wrapper(self, *args, **kwargs):
-            response = await request(self, *args, **kwargs)
+            response = await call(self, *args, **kwargs)
             record(response.headers)
             return response
 
@@ -73,5 +67,5 @@ def install() -> None:
             client_cls = getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError):
             continue
-        wrap_method(client_cls, "send", make_httpx_send)
-    wrap_method(aiohttp.ClientSession, "_request", make_aiohttp_request)
+        wrap_method(client_cls, "send", make_recording)
+    wrap_method(aiohttp.ClientSession, "_request", make_recording)
