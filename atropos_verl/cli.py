@@ -95,6 +95,7 @@ def run(
     from atropos_verl.launch.preflight import preflight
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe would bury the run's own lines
     try:
         preflight(config)  # before the stack's imports: a bad config or environment fails in seconds
         from atropos_verl.host_detect import host_has_accelerator

@@ -3,7 +3,8 @@
 """Hybrid vs asynchronous mode on the CPU demo task: one run each, same seeds, same warm-started model; prints a table
 and writes one PNG with both held-out-accuracy curves against wall-clock time.
 
-    python benchmarks/bench_async_vs_hybrid.py [--workdir DIR] [--modes hybrid async] [-- extra verl overrides]
+    python benchmarks/bench_async_vs_hybrid.py [--workdir DIR] [--modes hybrid async] [--max-batches-offpolicy N]
+        [-- extra verl overrides]
 
 Per mode, from the trainer's metrics.jsonl and the addition env's eval log:
 - trainer idle fraction: seconds waiting for a batch / seconds per step (summed over the run);
@@ -23,6 +24,8 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cpu_demo import CONFIG, run_demo  # noqa: E402
@@ -94,16 +97,25 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--modes", nargs="+", default=["hybrid", "async"], choices=["hybrid", "async"])
+    ap.add_argument("--max-batches-offpolicy", type=int, default=None,
+                    help="the environment's max_batches_offpolicy (default: the demo config's)")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="async-vs-hybrid-"))
     work.mkdir(parents=True, exist_ok=True)
+    config = CONFIG
+    if args.max_batches_offpolicy is not None:
+        doc = yaml.safe_load(CONFIG.read_text())
+        for env in doc["environments"]:
+            env["max_batches_offpolicy"] = args.max_batches_offpolicy
+        config = work / CONFIG.name  # same name: the run (and its cached model) stays runs/cpu_demo
+        config.write_text(yaml.safe_dump(doc, sort_keys=False))
     summaries: dict[str, dict[str, float]] = {}
     curves: dict[str, tuple[list[float], list[float]]] = {}
     for mode in args.modes:
         print(f"== {mode} ({work})", flush=True)
         # The same workdir keeps the warm-started model of the first run: both modes start from the same weights.
-        result = run_demo(work, CONFIG, [f"atropos.mode={mode}", *args.overrides], keep_model=True)
+        result = run_demo(work, config, [f"atropos.mode={mode}", *args.overrides], keep_model=True)
         if result is None:
             return 1
         run_dir = work / "runs" / "cpu_demo"

@@ -67,7 +67,8 @@ class SupervisionSettings(_Strict):
     max_restarts: int = Field(3, ge=0, description="restarts of one environment process before the run fails")
     restart_backoff: float = Field(2.0, ge=0, description="first restart delay in seconds, doubled each time")
     startup_timeout: float = Field(900.0, gt=0, description="seconds for the trainer to publish its endpoints")
-    stop_grace: float = Field(10.0, gt=0, description="seconds between SIGTERM and SIGKILL at shutdown")
+    stop_grace: float = Field(10.0, gt=0, description="seconds between SIGTERM and SIGKILL at shutdown (all "
+                              "children share one)")
     trainer_restarts: int = Field(2, ge=0, le=20, description="resumes of a dead trainer from its latest checkpoint "
                                   "(back-off restart_backoff, doubled each time); 0 disables")
 

@@ -85,32 +85,7 @@ def start_process(
 
 def stop_process_group(proc: subprocess.Popen | int, *, grace: float = 10.0) -> None:
     """SIGTERM the process group of `proc` (and any descendants that left it), wait `grace` s, then SIGKILL."""
-    pid = proc if isinstance(proc, int) else proc.pid
-    try:
-        descendants = psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        descendants = []
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        pgid = None
-    if pgid is not None:
-        _signal_group(pgid, signal.SIGTERM)
-    for child in descendants:
-        _signal_proc(child, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    procs = [p for p in [_proc(pid), *descendants] if p is not None]
-    _, alive = psutil.wait_procs(procs, timeout=max(0.0, deadline - time.monotonic()))
-    if pgid is not None and alive:
-        _signal_group(pgid, signal.SIGKILL)
-    for p in alive:
-        _signal_proc(p, signal.SIGKILL)
-    psutil.wait_procs(alive, timeout=5)
-    if not isinstance(proc, int):
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
+    terminate([proc], [], grace=grace)
 
 
 def session_members(sid: int) -> list[psutil.Process]:
@@ -128,14 +103,47 @@ def session_members(sid: int) -> list[psutil.Process]:
 
 def stop_session(sid: int, *, grace: float = 10.0) -> list[int]:
     """SIGTERM every process of session `sid`, SIGKILL what is left after `grace` s; returns the pids signalled."""
-    members = session_members(sid)
-    for p in members:
+    return terminate([], [sid], grace=grace)
+
+
+def terminate(leaders: Sequence[subprocess.Popen | int], sessions: Sequence[int], *, grace: float) -> list[int]:
+    """SIGTERM the process groups of `leaders`, their descendants and every member of `sessions`, all at once; wait
+    one `grace` for all of them, then SIGKILL what is left. Stopping several children (and a trainer's Ray workers,
+    which take seconds each to exit) costs one grace period, not one per child. Returns the pids signalled."""
+    pids = [p if isinstance(p, int) else p.pid for p in leaders]
+    procs: dict[int, psutil.Process] = {}
+    pgids = set()
+    for pid in pids:
+        if (leader := _proc(pid)) is not None:
+            procs[pid] = leader
+            try:
+                procs.update((c.pid, c) for c in leader.children(recursive=True))
+            except psutil.NoSuchProcess:
+                pass
+        try:
+            pgids.add(os.getpgid(pid))
+        except ProcessLookupError:
+            pass
+    for sid in sessions:
+        procs.update((p.pid, p) for p in session_members(sid))
+    for pgid in pgids:
+        _signal_group(pgid, signal.SIGTERM)
+    for p in procs.values():
         _signal_proc(p, signal.SIGTERM)
-    _, alive = psutil.wait_procs(members, timeout=grace)
+    _, alive = psutil.wait_procs(list(procs.values()), timeout=grace)
+    for pgid in pgids:
+        if alive:
+            _signal_group(pgid, signal.SIGKILL)
     for p in alive:
         _signal_proc(p, signal.SIGKILL)
     psutil.wait_procs(alive, timeout=5)
-    return [p.pid for p in members]
+    for proc in leaders:
+        if not isinstance(proc, int):
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+    return list(procs)
 
 
 def _proc(pid: int) -> psutil.Process | None:

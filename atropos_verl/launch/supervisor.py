@@ -1,6 +1,6 @@
 # Copyright 2026 atropos-verl contributors
 # SPDX-License-Identifier: Apache-2.0
-"""Owns the run's child processes: starts them in order, restarts environments with backoff, stops all in reverse.
+"""Owns the run's child processes: starts them in order, restarts environments with backoff, stops them all at once.
 
 Every child is started as the leader of its own session, so stopping it means signalling that session: the trainer's
 Ray daemons and vLLM engine processes go with it even when they changed process group or were re-parented. Nothing is
@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from atropos_verl.launch.processes import session_members, start_process, stop_process_group, stop_session
+from atropos_verl.launch.processes import session_members, start_process, stop_session, terminate
 
 logger = logging.getLogger(__name__)
 
@@ -125,9 +125,9 @@ class Supervisor:
         return [p.pid for child in self.children for sid in child.sessions for p in session_members(sid)]
 
     def stop_all(self) -> list[str]:
-        """Stop children in reverse start order; returns descriptions of anything that survived (should be none)."""
-        for child in reversed(self.children):
-            self.stop(child)
+        """Stop every child at once (one grace period for the whole tree, so Ctrl-C takes seconds, not a grace per
+        child); returns descriptions of anything that survived (should be none)."""
+        self._stop(self.children)
         leftovers = []
         for child in self.children:
             for sid in child.sessions:
@@ -136,12 +136,16 @@ class Supervisor:
 
     def stop(self, child: Child) -> None:
         """Stop `child` and every session it ever led; it stays stopped until `restart`."""
-        if child.proc is not None and child.proc.poll() is None:
-            stop_process_group(child.proc, grace=self.stop_grace)
-        for sid in child.sessions:
-            if sid != os.getpid():
-                stop_session(sid, grace=self.stop_grace)
-        if child.state in ("running", "restarting", "pending"):
-            child.state = "stopped"
-        if child.proc is not None and child.exit_code is None:
-            child.exit_code = child.proc.poll()
+        self._stop([child])
+
+    def _stop(self, children: list[Child]) -> None:
+        began = time.monotonic()
+        leaders = [c.proc for c in children if c.proc is not None and c.proc.poll() is None]
+        sessions = [sid for c in children for sid in c.sessions if sid != os.getpid()]
+        terminate(leaders, sessions, grace=self.stop_grace)
+        for child in children:
+            if child.state in ("running", "restarting", "pending"):
+                child.state = "stopped"
+            if child.proc is not None and child.exit_code is None:
+                child.exit_code = child.proc.poll()
+        logger.info("stopped %s in %.1fs", ", ".join(c.name for c in children), time.monotonic() - began)
