@@ -88,6 +88,17 @@ def stop_process_group(proc: subprocess.Popen | int, *, grace: float = 10.0) -> 
     terminate([proc], [], grace=grace)
 
 
+def started_since_boot(pid: int) -> float:
+    """When process `pid` started, in seconds since boot (`/proc/PID/stat` starttime): with the pid, an identity that
+    survives PID reuse. psutil's create_time adds the wall-clock boot time, which moves whenever the system clock is
+    stepped; compared exactly, a live process would then look replaced. Raises psutil.NoSuchProcess."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError as exc:
+        raise psutil.NoSuchProcess(pid) from exc
+    return int(stat[stat.rindex(")") + 2:].split()[19]) / os.sysconf("SC_CLK_TCK")  # field 22, after "pid (comm) "
+
+
 def session_members(sid: int) -> list[psutil.Process]:
     """Every live process in session `sid`: what a child started with `start_new_session` left behind, including
     daemons that changed their process group (Ray's raylet/GCS call setpgrp) or were re-parented to init."""
@@ -110,10 +121,10 @@ def terminate(leaders: Sequence[subprocess.Popen | int], sessions: Sequence[int]
     """SIGTERM the process groups of `leaders`, their descendants and every member of `sessions`, all at once; wait
     one `grace` for all of them, then SIGKILL what is left. Stopping several children (and a trainer's Ray workers,
     which take seconds each to exit) costs one grace period, not one per child. Returns the pids signalled."""
-    pids = [p if isinstance(p, int) else p.pid for p in leaders]
+    popens = [p for p in leaders if not isinstance(p, int)]
     procs: dict[int, psutil.Process] = {}
     pgids = set()
-    for pid in pids:
+    for pid in [p if isinstance(p, int) else p.pid for p in leaders]:
         if (leader := _proc(pid)) is not None:
             procs[pid] = leader
             try:
@@ -130,20 +141,28 @@ def terminate(leaders: Sequence[subprocess.Popen | int], sessions: Sequence[int]
         _signal_group(pgid, signal.SIGTERM)
     for p in procs.values():
         _signal_proc(p, signal.SIGTERM)
-    _, alive = psutil.wait_procs(list(procs.values()), timeout=grace)
+    deadline = time.monotonic() + grace
+    # Our own children are waited for through Popen, which keeps their exit status (psutil would reap it).
+    ours = {p.pid for p in popens}
+    _, alive = psutil.wait_procs([p for pid, p in procs.items() if pid not in ours], timeout=grace)
+    alive += [procs[p.pid] for p in popens if p.pid in procs and not _exited(p, deadline)]
     for pgid in pgids:
         if alive:
             _signal_group(pgid, signal.SIGKILL)
     for p in alive:
         _signal_proc(p, signal.SIGKILL)
-    psutil.wait_procs(alive, timeout=5)
-    for proc in leaders:
-        if not isinstance(proc, int):
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+    psutil.wait_procs([p for p in alive if p.pid not in ours], timeout=5)
+    for p in popens:
+        _exited(p, time.monotonic() + 5)
     return list(procs)
+
+
+def _exited(proc: subprocess.Popen, deadline: float) -> bool:
+    try:
+        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        return True
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def _proc(pid: int) -> psutil.Process | None:

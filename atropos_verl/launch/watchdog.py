@@ -3,11 +3,12 @@
 """Nothing outlives the launcher, even `kill -9` of it: a process in its own session that waits for the launcher.
 
 The launcher starts it first and keeps the write end of its stdin. A clean stop writes `stopped` and the watchdog
-exits. EOF without it (the launcher died) or the launcher's pid gone (checked with its create_time against pid
-reuse) means: stop every session in `<run_dir>/processes.json` (re-read now: it grows with every child start),
-remove the run's temp dir, endpoints.json and empty logger dirs, write `<run_dir>/leftovers.json`, exit.
+exits. EOF without it (the launcher died) or the launcher's pid gone (checked with its start time since boot against
+pid reuse; not psutil's create_time, which a system clock step moves) means: stop every session in
+`<run_dir>/processes.json` (re-read now: it grows with every child start), remove the run's temp dir, endpoints.json
+and empty logger dirs, write `<run_dir>/leftovers.json`, exit.
 
-    python -m atropos_verl.launch.watchdog PID CREATE_TIME RUN_DIR TEMP_DIR [EMPTY_DIR ...]
+    python -m atropos_verl.launch.watchdog PID STARTED_SINCE_BOOT RUN_DIR TEMP_DIR [EMPTY_DIR ...]
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from atropos_verl.launch.processes import session_members, stop_session
+from atropos_verl.launch.processes import session_members, started_since_boot, stop_session
 from atropos_verl.launch.run_temp import remove_run_files
 
 STOPPED = b"stopped\n"
@@ -32,7 +33,8 @@ GRACE_S = 4.0  # SIGTERM -> SIGKILL per session; the whole clean-up must fit in 
 def start_watchdog(run_dir: Path, temp_dir: Path, empty_dirs: list[Path]) -> subprocess.Popen:
     """Start the watchdog for this process; call `stopped(proc)` after a clean stop."""
     me = psutil.Process()
-    argv = [sys.executable, "-m", "atropos_verl.launch.watchdog", str(me.pid), repr(me.create_time()), str(run_dir),
+    argv = [sys.executable, "-m", "atropos_verl.launch.watchdog", str(me.pid), repr(started_since_boot(me.pid)),
+            str(run_dir),
             str(temp_dir), *map(str, empty_dirs)]
     log = open(run_dir / "logs" / "watchdog.log", "ab")  # noqa: SIM115 - closed right after the start
     try:
@@ -56,15 +58,14 @@ def stopped(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def _launcher_alive(pid: int, created: float) -> bool:
+def _launcher_alive(pid: int, started: float) -> bool:
     try:
-        p = psutil.Process(pid)
-        return abs(p.create_time() - created) < 1e-3 and p.status() != psutil.STATUS_ZOMBIE
+        return started_since_boot(pid) == started and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
 
 
-def wait_for_launcher(pid: int, created: float) -> bool:
+def wait_for_launcher(pid: int, started: float) -> bool:
     """Block until the launcher stops; True when it said it stopped cleanly."""
     fd = sys.stdin.fileno()
     got = b""
@@ -75,7 +76,7 @@ def wait_for_launcher(pid: int, created: float) -> bool:
             got += chunk
             if not chunk:
                 return got == STOPPED
-        elif not _launcher_alive(pid, created):
+        elif not _launcher_alive(pid, started):
             return got == STOPPED
 
 
@@ -113,9 +114,9 @@ def _signal(p: psutil.Process, *, term: bool) -> None:
 
 
 def main(argv: list[str]) -> int:
-    pid, created, run_dir, temp_dir, *empty = argv
+    pid, started, run_dir, temp_dir, *empty = argv
     run_dir_p = Path(run_dir)
-    if wait_for_launcher(int(pid), float(created)):
+    if wait_for_launcher(int(pid), float(started)):
         return 0
     t0 = time.monotonic()
     report = clean_up(run_dir_p, Path(temp_dir), [Path(e) for e in empty])

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import psutil
 
+from atropos_verl.launch.processes import started_since_boot
 from atropos_verl.shm import ShmTracker
 
 from .defaults import cpu_env_vars
@@ -46,16 +47,16 @@ class RayCluster:
     env_vars: dict[str, str]
     shm: ShmTracker
     roots: dict[int, float] = field(default_factory=dict)  # Ray's own processes started by ray.init (gcs, raylet..)
-    known_pids: dict[int, float] = field(default_factory=dict)  # pid -> create_time (guards against PID reuse)
+    known_pids: dict[int, float] = field(default_factory=dict)  # pid -> started_since_boot (guards against PID reuse)
 
     def descendants(self) -> list[psutil.Process]:
         """Ray's processes and everything they started (workers, vLLM engine cores); not other children of ours."""
         out: dict[int, psutil.Process] = {}
         for pid, created in self.roots.items():
             try:
-                root = psutil.Process(pid)
-                if abs(root.create_time() - created) >= 1e-3:
+                if started_since_boot(pid) != created:
                     continue
+                root = psutil.Process(pid)
                 out[pid] = root
                 for child in root.children(recursive=True):
                     out[child.pid] = child
@@ -68,7 +69,7 @@ class RayCluster:
         procs = self.descendants()
         for p in procs:
             try:
-                self.known_pids.setdefault(p.pid, p.create_time())
+                self.known_pids.setdefault(p.pid, started_since_boot(p.pid))
             except psutil.Error:
                 pass
         self.shm.observe([p.pid for p in procs])
@@ -80,7 +81,7 @@ class RayCluster:
         for pid, created in self.known_pids.items():
             try:
                 p = psutil.Process(pid)
-                if abs(p.create_time() - created) < 1e-3 and p.status() != psutil.STATUS_ZOMBIE:
+                if started_since_boot(pid) == created and p.status() != psutil.STATUS_ZOMBIE:
                     out.setdefault(pid, p)
             except psutil.Error:
                 continue
@@ -160,7 +161,7 @@ def start_ray(
     for p in psutil.Process().children():
         if p.pid not in children_before:
             try:
-                roots[p.pid] = p.create_time()
+                roots[p.pid] = started_since_boot(p.pid)
             except psutil.Error:
                 pass
     cluster = RayCluster(temp_dir=temp_dir, num_cpus=n, env_vars=env, shm=shm, roots=roots)

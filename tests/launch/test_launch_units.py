@@ -6,22 +6,26 @@ doctor's failure hints."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from atropos_verl.cli import app
 from atropos_verl.errors import ConfigError
+from atropos_verl.launch import watchdog
 from atropos_verl.launch.config import load_run_config
 from atropos_verl.launch.doctor import run_doctor
 from atropos_verl.launch.env_configs import write_env_yaml
 from atropos_verl.launch.envs_list import list_envs
 from atropos_verl.launch.plan import make_plan
-from atropos_verl.launch.processes import free_port, session_members
+from atropos_verl.launch.processes import free_port, session_members, started_since_boot
 from atropos_verl.launch.supervisor import Child, RunFailed, Supervisor
 from atropos_verl.trainer.endpoints import Endpoints, publish_endpoints
 
@@ -58,6 +62,22 @@ def test_backend_choice(tmp_path):
     sglang = load_run_config(write(tmp_path, {**BASE, "backend": "sglang", "output_dir": str(tmp_path)}))
     with pytest.raises(ConfigError, match="sglang needs a GPU"):
         make_plan(sglang, [], has_accelerator=False)
+
+
+def test_async_mode_warns_of_queues_deeper_than_the_staleness_bound(tmp_path):
+    envs = [{"env": "addition", "name": "deep", "max_batches_offpolicy": 2}, {"env": "addition", "name": "shallow"}]
+    doc = {**BASE, "output_dir": str(tmp_path), "environments": envs}
+    hybrid = load_run_config(write(tmp_path, doc))
+    assert make_plan(hybrid, [], has_accelerator=False).advice == []  # unbounded: nothing is rejected
+    # the mode and bound as the trainer will see them, whether set in the run config or as Hydra overrides
+    in_config = load_run_config(write(tmp_path, {**doc, "mode": "async"}))
+    for cfg, cli in ((in_config, []), (hybrid, ["atropos.mode=async"])):
+        (advice,) = make_plan(cfg, cli, has_accelerator=False).advice
+        assert advice.startswith("environment deep: max_batches_offpolicy 2") and "max_staleness 2" in advice
+        assert "max_batches_offpolicy <= 1" in advice
+    assert make_plan(hybrid, ["atropos.mode=async", "atropos.max_staleness=3"], has_accelerator=False).advice == []
+    (strict, *_) = make_plan(hybrid, ["atropos.mode=async", "atropos.max_staleness=1"], has_accelerator=False).advice
+    assert "max_staleness >= 2" in strict
 
 
 def test_derived_env_settings_follow_the_trainer_config(tmp_path):
@@ -136,21 +156,45 @@ def test_supervisor_restarts_with_backoff_then_fails(tmp_path):
     assert sup.stop_all() == []
 
 
-def test_supervisor_stops_whole_sessions_in_reverse_order(tmp_path):
-    sup = Supervisor(stop_grace=2)
+def test_supervisor_stops_whole_sessions_at_once(tmp_path):
+    grace = 2.0
+    sup = Supervisor(stop_grace=grace)
     # a child that starts a grandchild in a new process group, as Ray's daemons do
     code = ("import subprocess, sys, time, os; "
             "subprocess.Popen([sys.executable, '-c', 'import os, time; os.setpgrp(); time.sleep(60)']); "
             "time.sleep(60)")
+    deaf = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
     a = sup.start(Child("a", "api", [sys.executable, "-c", code], tmp_path / "a.log"))
-    b = sup.start(Child("b", "trainer", _sleeper(60), tmp_path / "b.log"))
+    b = sup.start(Child("b", "trainer", [sys.executable, "-c", deaf], tmp_path / "b.log"))
+    c = sup.start(Child("c", "env", [sys.executable, "-c", deaf], tmp_path / "c.log"))
     deadline = time.monotonic() + 10
     while len(session_members(a.pid)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(session_members(a.pid)) == 2
+    time.sleep(0.5)  # b and c have set their handlers
+    began = time.monotonic()
     assert sup.stop_all() == []
-    assert session_members(a.pid) == [] and session_members(b.pid) == []
-    assert a.state == b.state == "stopped"
+    elapsed = time.monotonic() - began
+    assert all(session_members(x.pid) == [] for x in (a, b, c))
+    assert a.state == b.state == c.state == "stopped" and b.exit_code == c.exit_code == -9
+    # two children ignore SIGTERM: they share one grace period before SIGKILL, not one each
+    assert grace <= elapsed < 2 * grace, elapsed
+
+
+def test_launcher_identity_is_its_start_since_boot(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        started = started_since_boot(child.pid)
+        assert 0 < started <= time.clock_gettime(time.CLOCK_BOOTTIME)
+        assert started_since_boot(child.pid) == started and started >= started_since_boot(os.getpid())
+        assert watchdog._launcher_alive(child.pid, started)
+        assert not watchdog._launcher_alive(child.pid, started - 1)  # another process that got the same pid
+    finally:
+        child.kill()
+        child.wait()
+    assert not watchdog._launcher_alive(child.pid, started)
+    with pytest.raises(psutil.NoSuchProcess):
+        started_since_boot(child.pid)
 
 
 def test_env_that_exits_cleanly_is_finished_not_restarted(tmp_path):
