@@ -171,6 +171,27 @@ def test_sampling_kwargs_reach_vllm(vllm, tokenizer, installed) -> None:
     assert out == [[51]] and reasons == ["stop"]
 
 
+def test_calls_share_one_pooled_session_per_loop_closed_with_the_loop(vllm, tokenizer, installed) -> None:
+    server = ServerManager([server_config(vllm, num_max_requests_at_once=6, num_requests_for_eval=2)]).servers[0]
+    prompt = tokenizer.encode("23+45=")
+    sessions = []
+
+    async def burst():
+        outs = await asyncio.gather(*(server.tokens_and_logprobs_completion(input_ids=prompt, max_tokens=2,
+                                                                            ignore_eos=True) for _ in range(20)))
+        session = server.session()
+        sessions.append((session, session.connector.limit))
+        return outs
+
+    for _ in range(2):  # each asyncio.run is a new loop: a new session, closed when that loop ends
+        outs = asyncio.run(burst())
+        assert [len(tokens[0]) for _, tokens, _, _ in outs] == [2] * 20
+    (first, limit), (second, _) = sessions
+    assert first is not second and first.closed and second.closed
+    assert limit == server.pool_size == 8  # the server's own concurrency: 6 requests + 2 evals at once
+    assert server.aborts_retried == 0
+
+
 def _post(url: str) -> None:
     httpx.post(url, timeout=30).raise_for_status()
 
