@@ -9,7 +9,7 @@ token budget and tokenizer are derived from it and cannot disagree with it.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ class RunPlan:
     envs: list[EnvPlan]
     server_key: str | None = None  # set by the launcher when `needs_server_key` (`atropos_verl.server_key`)
     trainer_module: str = TRAINER_MODULE
+    advice: list[str] = field(default_factory=list)  # settings that run but waste work; the launcher warns
 
     @property
     def needs_server_key(self) -> bool:
@@ -198,4 +199,24 @@ def make_plan(
         max_response_length=max_response,
         envs=envs,
         trainer_module=trainer_module,
+        advice=staleness_advice(verl_cfg, envs),
     )
+
+
+def staleness_advice(verl_cfg: DictConfig, envs: list[EnvPlan]) -> list[str]:
+    """In asynchronous mode a group can wait behind max_batches_offpolicy - 1 queued batches and its generation can
+    span an update, so it may arrive max_batches_offpolicy + 1 updates old. Over the trainer's staleness bound it is
+    generated only to be rejected: say so before the run rather than as a rejection count after it."""
+    from atropos_verl.trainer.staleness import effective_max_staleness
+
+    atropos = verl_cfg.get("atropos", {})
+    bound = effective_max_staleness(atropos)
+    if atropos.get("mode", "hybrid") != "async" or bound is None:
+        return []
+    fix = f"max_batches_offpolicy <= {bound - 1}" if bound >= 2 else "max_staleness >= 2 with max_batches_offpolicy 1"
+    return [
+        f"environment {e.name}: max_batches_offpolicy {e.spec.max_batches_offpolicy} lets groups arrive up to "
+        f"{e.spec.max_batches_offpolicy + 1} updates old, over max_staleness {bound}; those are generated and then "
+        f"rejected as stale_policy_version ({fix} avoids most of it)"
+        for e in envs if e.spec.max_batches_offpolicy + 1 > bound
+    ]

@@ -123,6 +123,8 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
     except BaseException:
         lock.release()
         raise
+    for line in plan.advice:
+        logger.warning(line)
     (plan.run_dir / "logs").mkdir(parents=True, exist_ok=True)
     plan.endpoints_file.unlink(missing_ok=True)  # a previous run's servers are gone
     (plan.run_dir / KEY_FILE).unlink(missing_ok=True)  # and so is their key
