@@ -49,7 +49,7 @@ class Trap(BaseHTTPRequestHandler):
     do_GET = do_POST = _hit  # noqa: N815
 
 
-def run_config(tmp_path: Path) -> Path:
+def run_config(tmp_path: Path, mode: str) -> Path:
     tiny = yaml.safe_load((ROOT / "configs" / "cpu_tiny.yaml").read_text())
     verl = [o for o in tiny["verl"] if not o.startswith(("data.max_", "trainer.total_training_steps"))]
     verl += [
@@ -61,6 +61,7 @@ def run_config(tmp_path: Path) -> Path:
     ]
     config = {
         "run_name": "conformance",
+        "mode": mode,
         "output_dir": str(tmp_path / "runs"),
         "build_model": {**tiny["build_model"], "size": {**tiny["build_model"]["size"], "max_position_embeddings": 256}},
         "atropos_checkout": str(CHECKOUT),
@@ -82,13 +83,14 @@ def _jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
-def test_conformance_environments_train_unmodified(tmp_path, monkeypatch):
+@pytest.mark.parametrize("mode", ["hybrid", "async"])
+def test_conformance_environments_train_unmodified(tmp_path, monkeypatch, mode):
     trap = ThreadingHTTPServer(("127.0.0.1", 0), Trap)
     threading.Thread(target=trap.serve_forever, daemon=True).start()
     Trap.hits = []
     monkeypatch.setenv("CONFORMANCE_TRAP_URL", f"http://127.0.0.1:{trap.server_address[1]}/v1")
     monkeypatch.setenv("CONFORMANCE_RECORD_DIR", str(tmp_path))
-    config = run_config(tmp_path)
+    config = run_config(tmp_path, mode)
     run_dir = tmp_path / "runs" / "conformance"
     proc = start_run(tmp_path, config=config)
     try:
@@ -102,6 +104,12 @@ def test_conformance_environments_train_unmodified(tmp_path, monkeypatch):
     trained = _jsonl(tmp_path / "trace.jsonl")
     by_env = {name: [t for t in trained if t["env"] == name] for name in ENVS}
     assert all(by_env.values()), {k: len(v) for k, v in by_env.items()}
+    # whichever client each environment's server class uses, its groups carry the policy version that answered them
+    # (in async mode a group without one would have been quarantined as policy_version_missing)
+    versions = {name: sorted({r["policy_version"] for r in rows}) for name, rows in by_env.items()}
+    assert all(v and None not in v for v in versions.values()), versions
+    lags = sorted({r["step"] - 1 - r["policy_version"] for r in trained})  # weights of step s-1 trained step s
+    assert lags[0] >= 0 and (mode == "hybrid" or lags[-1] <= 2), lags  # async: within the default bound
 
     # the masks the environments posted are the positions that were trained
     posted = {name: _jsonl(tmp_path / f"{name}.jsonl") for name in ENVS}

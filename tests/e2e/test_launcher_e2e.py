@@ -79,13 +79,18 @@ def assert_nothing_left(run_dir: Path, launcher: subprocess.Popen) -> None:
     assert session_members(launcher.pid) == []
 
 
+def config_with(tmp_path: Path, **fields) -> Path:
+    """configs/cpu_tiny.yaml with `fields` set (e.g. mode="async")."""
+    doc = yaml.safe_load(CONFIG.read_text())
+    path = tmp_path / "cpu_tiny_with.yaml"
+    path.write_text(yaml.safe_dump({**doc, **fields}))
+    return path
+
+
 def with_server_key_async(tmp_path: Path) -> Path:
     """cpu_tiny with the per-run server key a multi-node run gets (`server_api_key: auto` off one node), in
     asynchronous mode."""
-    doc = yaml.safe_load(CONFIG.read_text())
-    path = tmp_path / "cpu_tiny_keyed.yaml"
-    path.write_text(yaml.safe_dump({**doc, "server_api_key": "per_run", "mode": "async"}))
-    return path
+    return config_with(tmp_path, server_api_key="per_run", mode="async")
 
 
 def test_run_restarts_a_killed_env_and_reaches_the_last_step(tmp_path):

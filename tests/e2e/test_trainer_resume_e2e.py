@@ -14,15 +14,24 @@ import time
 import pytest
 
 from atropos_verl.launch.processes import session_members, stop_process_group
-from tests.e2e.test_launcher_e2e import assert_nothing_left, output, recorded_sessions, start_run, wait_for
+from tests.e2e.test_launcher_e2e import (
+    assert_nothing_left,
+    config_with,
+    output,
+    recorded_sessions,
+    start_run,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
 
-def test_killed_trainer_is_resumed_from_its_checkpoint(tmp_path):
+@pytest.mark.parametrize("mode", ["hybrid", "async"])
+def test_killed_trainer_is_resumed_from_its_checkpoint(tmp_path, mode):
     run_dir = tmp_path / "runs" / "cpu_tiny"
     steps = 6
-    proc = start_run(tmp_path, f"trainer.total_training_steps={steps}", "trainer.save_freq=1")
+    proc = start_run(tmp_path, f"trainer.total_training_steps={steps}", "trainer.save_freq=1",
+                     config=config_with(tmp_path, mode=mode))
     ckpt = run_dir / "checkpoints" / "latest_checkpointed_iteration.txt"
     try:
         wait_for(ckpt.is_file, 600, proc, "the first checkpoint", tmp_path)
@@ -45,8 +54,16 @@ def test_killed_trainer_is_resumed_from_its_checkpoint(tmp_path):
     assert f"resumed the trainer from step {k}" in out and "resumed 1x from checkpoints" in out, out
     assert len(resumes) == 1 and resumes[0]["exit_code"] != 0
     assert 1 <= k < steps
-    resumed_steps = [int(json.loads(line)["step"]) for line in resumed_metrics.read_text().splitlines()]
-    assert resumed_steps == list(range(k + 1, steps + 1))
+    resumed = [json.loads(line) for line in resumed_metrics.read_text().splitlines()]
+    assert [int(r["step"]) for r in resumed] == list(range(k + 1, steps + 1))
+    # The resumed trainer's weights are step k's: the servers it pushed them to stamp k and on, so no group it
+    # trains looks newer than its weights (a trainer that restarted its count at 0 would see negative lag) and, in
+    # async mode, none is over the bound.
+    for r in resumed:
+        m = r["data"]
+        assert m["atropos/served_policy_version"] == r["step"], m
+        if "atropos/lag/min" in m:
+            assert m["atropos/lag/min"] >= 0 and (mode == "hybrid" or m["atropos/lag/max"] <= 2), m
     log = (run_dir / "logs" / "trainer.log").read_text(errors="replace")
     assert f"Setting global step to {k}" in log and f"at step {k} (batch_size=" in log
     sessions = recorded_sessions(run_dir)
