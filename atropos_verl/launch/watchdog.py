@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from atropos_verl.launch.processes import session_members, started_since_boot, stop_session
+from atropos_verl.launch.processes import session_members, started_since_boot, stop_session, terminate
 from atropos_verl.launch.run_temp import remove_run_files
 
 STOPPED = b"stopped\n"
@@ -34,8 +34,7 @@ def start_watchdog(run_dir: Path, temp_dir: Path, empty_dirs: list[Path]) -> sub
     """Start the watchdog for this process; call `stopped(proc)` after a clean stop."""
     me = psutil.Process()
     argv = [sys.executable, "-m", "atropos_verl.launch.watchdog", str(me.pid), repr(started_since_boot(me.pid)),
-            str(run_dir),
-            str(temp_dir), *map(str, empty_dirs)]
+            str(run_dir), str(temp_dir), *map(str, empty_dirs)]
     log = open(run_dir / "logs" / "watchdog.log", "ab")  # noqa: SIM115 - closed right after the start
     try:
         return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
@@ -90,13 +89,7 @@ def clean_up(run_dir: Path, temp_dir: Path, empty_dirs: list[Path]) -> dict:
     members = {(name, sid): session_members(sid) for name, sid in sessions}
     found = [{"name": name, "session": sid, "pid": p.pid} for (name, sid), ps in members.items() for p in ps]
     # All sessions at once (not one after another): SIGTERM, one grace period, SIGKILL what is left.
-    procs = [p for ps in members.values() for p in ps]
-    for p in procs:
-        _signal(p, term=True)
-    _, alive = psutil.wait_procs(procs, timeout=GRACE_S)
-    for p in alive:
-        _signal(p, term=False)
-    psutil.wait_procs(alive, timeout=3)
+    terminate([], [sid for _, sid in sessions], grace=GRACE_S)
     # Late-comers (a process forked while we were signalling) get the same treatment, one session at a time.
     for _, sid in sessions:
         if session_members(sid):
@@ -104,13 +97,6 @@ def clean_up(run_dir: Path, temp_dir: Path, empty_dirs: list[Path]) -> dict:
     survived = [{"name": name, "session": sid, "pid": p.pid} for name, sid in sessions for p in session_members(sid)]
     remove_run_files(temp_dir, run_dir / "endpoints.json", empty_dirs)
     return {"found_alive": found, "survived": survived, "watchdog_pid": os.getpid(), "time": time.time()}
-
-
-def _signal(p: psutil.Process, *, term: bool) -> None:
-    try:
-        p.terminate() if term else p.kill()
-    except psutil.Error:
-        pass
 
 
 def main(argv: list[str]) -> int:
