@@ -47,6 +47,10 @@ DEFAULTS: dict[str, Any] = {
     "actor_rollout_ref.rollout.enforce_eager": True,
     "actor_rollout_ref.actor.use_torch_compile": False,
     "actor_rollout_ref.rollout.tensor_model_parallel_size": 1,
+    # Sleep mode is off on CPU, so a sleeping server frees nothing; waking it (weights, then KV cache) was 0.34 of the
+    # 0.44 s weight push per step in the CPU demo (benchmarks/bench_step_breakdown.py). The drain still pauses the
+    # servers for the update.
+    "actor_rollout_ref.rollout.free_cache_engine": False,
     # The default 2048 MB bucket becomes a 2 GiB /dev/shm segment per sync on the shared-memory path.
     "actor_rollout_ref.rollout.checkpoint_engine.update_weights_bucket_megabytes": 64,
     # flash_attention_2 (verl/workers/config/model.py:185) does not exist on CPU.
