@@ -140,6 +140,32 @@ def test_poll_rides_out_an_api_outage(api):
     assert client.registrations == 2
 
 
+def test_poll_waits_double_from_first_interval_to_interval(api, monkeypatch):
+    """While the batch forms, polls come 20 ms, 40 ms, ... apart, never more than `interval`: a batch completed just
+    after a poll is picked up soon, and a long wait costs the API a few requests a second."""
+    from atropos_verl.trainer import atropos_client
+
+    client = AtroposClient(api.url)
+    client.register(registration())
+    assert client.get_batch() is None
+    env = ScriptedEnv(api.url)
+    assert env.try_register()["status"] == "success"
+    slept: list[float] = []
+    real_sleep = time.sleep
+
+    def recording_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(atropos_client.time, "sleep", recording_sleep)
+    timer = threading.Timer(1.0, lambda: env.post_list_gzip([simple_group(GROUP_SIZE), simple_group(GROUP_SIZE)]))
+    timer.start()
+    batch = client.poll_batch(timeout=30, interval=0.2)
+    timer.join()
+    assert sum(len(g["tokens"]) for g in batch) == 8
+    assert slept[:4] == pytest.approx([0.02, 0.04, 0.08, 0.16]) and max(slept) == pytest.approx(0.2), slept
+
+
 def test_poll_timeout_names_url_and_queue(api):
     client = AtroposClient(api.url)
     client.register(registration())

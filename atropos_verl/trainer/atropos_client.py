@@ -193,8 +193,13 @@ class AtroposClient:
         max_interval: float = 5.0,
         check_every: float = 10.0,
         on_check: Callable[[PollHealth], None] | None = None,
+        first_interval: float = 0.02,
     ) -> list[dict[str, Any]]:
         """Poll `/batch` until a batch arrives. Connection errors and 5xx back off exponentially; 4xx raise at once.
+
+        While no batch is ready the polls start `first_interval` apart and double up to `interval`: a batch that
+        completes just after a poll is picked up within a few tens of ms, not a whole interval later (the trainer
+        sits idle for that overshoot), and a long wait still costs the API only a few requests a second.
 
         Every `check_every` s of waiting, `/status` tells a slow environment from a stall and `on_check` gets the
         client's health. Raises TimeoutError naming the API, its queue and what to check when nothing arrives.
@@ -203,6 +208,7 @@ class AtroposClient:
         deadline = start + timeout
         next_check = start + check_every
         delay = interval
+        idle = min(first_interval, interval)
         last_error: Exception | None = None
         while True:
             try:
@@ -213,7 +219,7 @@ class AtroposClient:
                     if on_check is not None:
                         on_check(self.health)
                     return batch
-                delay = interval
+                delay, idle = idle, min(idle * 2, interval)
             except (httpx.TransportError, httpx.HTTPStatusError) as exc:
                 last_error = exc
                 delay = min(max(delay * 2, interval), max_interval)
