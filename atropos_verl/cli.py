@@ -97,12 +97,15 @@ def run(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe would bury the run's own lines
     try:
-        preflight(config)  # before the stack's imports: a bad config or environment fails in seconds
-        from atropos_verl.host_detect import host_has_accelerator
-        from atropos_verl.launch.run import run as run_stack
-
+        env_check = preflight(config)  # before the stack's imports: a bad config or environment fails in seconds
+        try:
+            from atropos_verl.host_detect import host_has_accelerator
+            from atropos_verl.launch.run import run as run_stack
+        except BaseException:
+            env_check.cancel()
+            raise
         result = run_stack(config, list(ctx.args), has_accelerator=host_has_accelerator(), live=live,
-                           preflight_done=True, trainer_module=trainer_module)
+                           env_check=env_check, trainer_module=trainer_module)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -34,10 +34,13 @@ def new_key() -> str:
 def write_private(path: Path, text: str) -> Path:
     """Write `text` to `path`, readable by its owner only (it may hold the key)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # Whole or not at all: a reader waiting for the file (an environment started early) never sees half of it.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
-    os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
+    os.chmod(tmp, 0o600)  # an existing file keeps its mode through O_CREAT
+    os.replace(tmp, path)
     return path
 
 

@@ -42,6 +42,8 @@ class EnvStatus:
             "groups_posted": 0,
             "sequences_posted": 0,
             "last_post_time": None,
+            "first_post_time": None,
+            "imported": None,  # when the environment class was imported (the runner sets it)
             "send_failures": 0,
             "refused_by_api": 0,
             "errors_logged": 0,
@@ -148,7 +150,10 @@ def install(status: EnvStatus) -> None:
                 error = f"API answered {box['status']} to {groups} group(s): {box.get('text')}"
                 status.update({"refused_by_api": groups}, last_error=error)
             else:
-                status.update({"groups_posted": groups, "sequences_posted": sequences}, last_post_time=time.time())
+                now = time.time()
+                first = status.record.get("first_post_time") or now
+                status.update({"groups_posted": groups, "sequences_posted": sequences}, last_post_time=now,
+                              first_post_time=first)
             return result
 
         return _send_scored_data_to_api

@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 #: The generated YAML of this environment process (its `openai:` entries are verl's replicas).
 SERVERS_FILE_ENV = "ATROPOS_VERL_SERVERS_FILE"
+#: Seconds the runner waits for that YAML when it does not exist yet. The launcher starts the environments while
+#: verl's servers come up, so their imports (atroposlib, torch: seconds) overlap that wait; it writes the file, with
+#: the servers' addresses, once they are published (`runner.await_config`).
+AWAIT_CONFIG_ENV = "ATROPOS_VERL_AWAIT_CONFIG_S"
 
 
 def launcher_servers(path: str | Path) -> list[dict[str, Any]]:
@@ -73,10 +77,11 @@ def install(servers_file: str | Path | None = None) -> None:
     from atroposlib.envs.server_handling.server_baseline import APIServerConfig
 
     path = servers_file or os.environ.get(SERVERS_FILE_ENV)
-    servers = launcher_servers(path) if path else None
 
     def make(init):
         def __init__(self, configs, *args, **kwargs):  # noqa: N807 - replaces a dunder
+            # read here, not at install: the launcher writes the file after this process started (AWAIT_CONFIG_ENV)
+            servers = launcher_servers(path) if path else None
             declared = declared_configs(configs)
             RECORD.declared = [str(getattr(c, "base_url", None) or type(c).__name__) for c in declared]
             if servers is not None:

@@ -16,6 +16,7 @@ import importlib
 import inspect
 import os
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -77,14 +78,29 @@ def install_all() -> posting.EnvStatus:
     return status
 
 
+def await_config(argv: list[str], timeout: float) -> None:
+    """Wait up to `timeout` s for the `--config FILE` of `argv` to appear (nothing to wait for without one)."""
+    if timeout <= 0 or "--config" not in argv[:-1]:
+        return
+    path = Path(argv[argv.index("--config") + 1])
+    deadline = time.monotonic() + timeout
+    while not path.is_file():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{path} did not appear within {timeout:.0f}s: the launcher writes it when verl's "
+                             f"servers are up; see the trainer's log")
+        time.sleep(0.2)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         print(f"builtin environments: {', '.join(sorted(BUILTIN_ENVS))}")
         raise SystemExit(0 if argv else 2)
-    install_all()
+    status = install_all()
     env_cls = resolve_env(argv[0])
+    status.update(imported=time.time())  # the start-up breakdown's "environment imported" (startup_times)
+    await_config(argv, float(os.environ.get(routing.AWAIT_CONFIG_ENV) or 0))
     # atroposlib's CLI (pydantic-cli) parses sys.argv itself.
     sys.argv = [f"env_runner {argv[0]}", *argv[1:]]
     env_cls.cli()

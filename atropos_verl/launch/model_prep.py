@@ -24,13 +24,13 @@ def prepare_model(config: RunConfig) -> str:
     if config.build_model is None:
         assert config.model_path is not None
         return config.model_path
-    from atropos_verl.models.tiny import build_tiny_model
-
     spec, hook = config.build_model, config.hooks.prepare_model
     out = config.run_dir.resolve() / "model"
     stamp = out / "atropos_verl_build.json"
     if stamp.is_file() and json.loads(stamp.read_text()).get("fingerprint") == _fingerprint(config):
         return str(out)
+    from atropos_verl.models.tiny import build_tiny_model  # torch and transformers: seconds a cached model skips
+
     tmp = out.with_name("model.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     record: dict = {"fingerprint": _fingerprint(config), "spec": spec.model_dump()}

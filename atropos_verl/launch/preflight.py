@@ -14,11 +14,17 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from atropos_verl.env_side.loading import CHECKOUT_ENV
 from atropos_verl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from atropos_verl.launch.config import RunConfig
 
 TIMEOUT_S = 120.0
 
@@ -70,44 +76,93 @@ def _syntax_error(target: str) -> str | None:
     return None
 
 
-def check_environments(targets: Sequence[str], *, checkout: Path | None = None, timeout: float = TIMEOUT_S) -> None:
-    """Raise ConfigError with one line per environment target that does not import, naming the target."""
-    targets = list(dict.fromkeys(targets))
-    errors = {t: e for t in targets if (e := _syntax_error(t))}
-    rest = [t for t in targets if t not in errors]
-    if rest:
-        env = dict(os.environ)
-        if checkout is not None:
-            env[CHECKOUT_ENV] = str(checkout.resolve())
-        try:
-            out = subprocess.run([sys.executable, "-c", _SCRIPT, *rest], env=env, capture_output=True, text=True,
-                                 timeout=timeout, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise ConfigError(f"environments: importing {', '.join(rest)} took over {timeout:.0f}s") from None
+class EnvironmentCheck:
+    """The import check of every environment target, running in its own interpreter while the launcher goes on.
+
+    It takes seconds (atroposlib imports torch), so the launcher starts the API and the trainer meanwhile and calls
+    `wait()` before anything depends on the environments: a bad target still fails the run within seconds.
+    """
+
+    def __init__(self, targets: Sequence[str], *, checkout: Path | None = None, timeout: float = TIMEOUT_S) -> None:
+        self.targets = list(dict.fromkeys(targets))
+        self.timeout = timeout
+        self.errors = {t: e for t in self.targets if (e := _syntax_error(t))}
+        self.rest = [t for t in self.targets if t not in self.errors]
+        self._proc: subprocess.Popen | None = None
+        if self.rest:
+            env = dict(os.environ)
+            if checkout is not None:
+                env[CHECKOUT_ENV] = str(checkout.resolve())
+            # files, not pipes: nobody reads while the launcher works, and a full pipe would stall the check
+            self._out, self._err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+            self._proc = subprocess.Popen([sys.executable, "-c", _SCRIPT, *self.rest], env=env, text=True,
+                                          stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL)
+            self._started = time.monotonic()
+
+    def wait(self) -> None:
+        """Raise ConfigError with one line per environment target that does not import, naming the target."""
+        if self._proc is not None:
+            try:
+                returncode = self._proc.wait(timeout=max(self.timeout - (time.monotonic() - self._started), 0.0))
+            except subprocess.TimeoutExpired:
+                self.cancel()
+                raise ConfigError(f"environments: importing {', '.join(self.rest)} took over {self.timeout:.0f}s") \
+                    from None
+            self._proc = None
+            self._collect(returncode)
+        if self.errors:
+            raise ConfigError("\n".join(f"environments: {t}: {e}" for t, e in self.errors.items()))
+
+    def cancel(self) -> None:
+        """Stop a check still running (the launcher is stopping for another reason); `wait()` then refuses."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._proc = None
+        self._out.close()
+        self._err.close()
+        self.errors.update({t: "import check cancelled" for t in self.rest if t not in self.errors})
+
+    def _collect(self, returncode: int) -> None:
+        self._out.seek(0)
+        self._err.seek(0)
+        stdout, stderr = self._out.read(), self._err.read()
+        self._out.close()
+        self._err.close()
         seen = set()
-        for line in out.stdout.splitlines():
+        for line in stdout.splitlines():
             if line.startswith("PREFLIGHT "):
                 item = json.loads(line[len("PREFLIGHT "):])
                 seen.add(item["target"])
                 if item["error"]:
-                    errors[item["target"]] = item["error"].splitlines()[0]
-        for t in rest:
-            if t not in seen and t not in errors:
-                last = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
-                errors[t] = f"import check crashed: {last}"
-    if errors:
-        raise ConfigError("\n".join(f"environments: {t}: {e}" for t, e in errors.items()))
+                    self.errors[item["target"]] = item["error"].splitlines()[0]
+        for t in self.rest:
+            if t not in seen and t not in self.errors:
+                last = (stderr.strip().splitlines() or [f"exit code {returncode}"])[-1]
+                self.errors[t] = f"import check crashed: {last}"
 
 
-def preflight(config_path: Path) -> None:
-    """What is checked before the launcher imports the stack (verl takes seconds): config, output_dir, env imports."""
+def check_environments(targets: Sequence[str], *, checkout: Path | None = None, timeout: float = TIMEOUT_S) -> None:
+    """Raise ConfigError with one line per environment target that does not import, naming the target."""
+    EnvironmentCheck(targets, checkout=checkout, timeout=timeout).wait()
+
+
+def preflight(config_path: Path) -> EnvironmentCheck:
+    """What is checked before the launcher imports the stack (verl takes seconds): config, output_dir; the import
+    check of the environments is started, for the launcher to `wait()` on."""
     from atropos_verl.launch.config import load_run_config
-    from atropos_verl.launch.plan import _resolve_env_target
     from atropos_verl.launch.run_dir import RunDirLock, check_output_dir
 
     config = load_run_config(config_path)
     check_output_dir(config.output_dir)
     RunDirLock(config.run_dir).refuse_if_held()  # a second launcher on a live run dir refuses at once
-    base = config_path.parent.resolve()
-    targets = [_resolve_env_target(spec, config.atropos_checkout, base) for spec in config.environments]
-    check_environments(targets, checkout=config.atropos_checkout)
+    return EnvironmentCheck(env_targets(config, config_path.parent.resolve()), checkout=config.atropos_checkout)
+
+
+def env_targets(config: RunConfig, config_dir: Path) -> list[str]:
+    """What each environment of the run resolves to (a file, a module, a builtin name), as the runner loads it."""
+    from atropos_verl.launch.plan import _resolve_env_target
+
+    return [_resolve_env_target(spec, config.atropos_checkout, config_dir) for spec in config.environments]

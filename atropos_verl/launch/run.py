@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """`atropos-verl run`: bring the whole system up in the order the Atropos handshake needs, keep it healthy, stop it.
 
-Order: trajectory API -> trainer (registers, polls /batch, starts verl's servers, publishes endpoints.json) ->
-one generated YAML per environment pointing at every verl replica -> environment processes. The trainer's exit ends
-the run; an environment that dies is restarted with backoff; SIGINT/SIGTERM or a fatal error stops everything in
-reverse order.
+Order: the environments' import check (while the model is built or found) -> trajectory API and trainer together
+(the trainer registers once verl's servers are up, polls /batch, publishes endpoints.json) -> environment processes
+(they import meanwhile, then wait for their config) -> one generated YAML per environment pointing at every verl
+replica. The trainer's exit ends the run; an environment that dies is restarted with backoff; SIGINT/SIGTERM or a
+fatal error stops everything.
 """
 
 from __future__ import annotations
@@ -21,19 +22,20 @@ from pathlib import Path
 
 import psutil
 
+from atropos_verl import startup_times
 from atropos_verl.env_side.loading import CHECKOUT_ENV
 from atropos_verl.env_side.posting import STATUS_FILE_ENV
-from atropos_verl.env_side.routing import SERVERS_FILE_ENV
+from atropos_verl.env_side.routing import AWAIT_CONFIG_ENV, SERVERS_FILE_ENV
 from atropos_verl.env_side.sampling import SERVER_TEMPERATURE_ENV
 from atropos_verl.launch import hooks
 from atropos_verl.launch.api_server import gated_api
 from atropos_verl.launch.config import load_run_config
-from atropos_verl.launch.env_configs import env_status_file, write_env_configs
+from atropos_verl.launch.env_configs import env_status_file, env_yaml_path, write_env_configs
 from atropos_verl.launch.health import HealthMonitor, last_error_line
 from atropos_verl.launch.live_view import LiveView
 from atropos_verl.launch.model_prep import prepare_model
 from atropos_verl.launch.plan import TRAINER_MODULE, RunPlan, make_plan
-from atropos_verl.launch.preflight import check_environments
+from atropos_verl.launch.preflight import EnvironmentCheck, env_targets
 from atropos_verl.launch.run_dir import RunDirLock, check_output_dir
 from atropos_verl.launch.run_temp import make_run_temp, new_logger_dirs, remove_run_files
 from atropos_verl.launch.supervisor import Child, RunFailed, Supervisor
@@ -85,16 +87,19 @@ def _wait_for_endpoints(plan: RunPlan, sup: Supervisor, view: LiveView, stop: li
                     f"{plan.config.supervision.startup_timeout:.0f}s; see {trainer.log_path}")
 
 
-def _start_envs(plan: RunPlan, sup: Supervisor, endpoints: Endpoints) -> None:
-    yamls = write_env_configs(plan, endpoints)
+def _start_envs(plan: RunPlan, sup: Supervisor) -> None:
+    """Start the environment processes before their configs exist: they import while verl's servers come up and
+    wait for the config (`runner.await_config`) that `write_env_configs` writes once the servers are published."""
     for env in plan.envs:
-        yaml_path = yamls[env.name]
+        yaml_path = env_yaml_path(plan, env.name)
+        yaml_path.unlink(missing_ok=True)  # a previous run's servers are gone
         argv = [sys.executable, "-m", "atropos_verl.env_side.runner", env.target, "serve", "--config",
                 str(yaml_path)]
         extra = {
             STATUS_FILE_ENV: str(env_status_file(plan.run_dir, env.name)),
             SERVERS_FILE_ENV: str(yaml_path),
             SERVER_TEMPERATURE_ENV: str(float(plan.verl.actor_rollout_ref.rollout.temperature)),
+            AWAIT_CONFIG_ENV: str(plan.config.supervision.startup_timeout),
         }
         if plan.config.atropos_checkout is not None:
             extra[CHECKOUT_ENV] = str(plan.config.atropos_checkout.resolve())
@@ -106,21 +111,32 @@ def _start_envs(plan: RunPlan, sup: Supervisor, endpoints: Endpoints) -> None:
 
 
 def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: bool,
-        live: bool | None = None, preflight_done: bool = False, trainer_module: str = TRAINER_MODULE) -> RunResult:
+        live: bool | None = None, env_check: EnvironmentCheck | None = None,
+        trainer_module: str = TRAINER_MODULE) -> RunResult:
+    """`env_check`: the CLI's preflight, started before this module (verl) was imported; without one, the run checks
+    the output dir and starts the environments' import check itself."""
     started = psutil.Process().create_time()  # the command's start, imports included
     config_path = Path(config_path)
     config = load_run_config(config_path)
-    if not preflight_done:  # the CLI checks before importing this module (verl), to fail in seconds
+    if env_check is None:
         check_output_dir(config.output_dir)
     lock = RunDirLock(config.run_dir).acquire()  # before anything in the run dir is touched; refuses a second run
     try:
+        startup_times.start_over(config.run_dir)
+        startup_times.record(config.run_dir, "launcher", "command", at=started)
+        if env_check is None:
+            env_check = EnvironmentCheck(env_targets(config, config_path.parent.resolve()),
+                                         checkout=config.atropos_checkout)
         model_path = prepare_model(config)
-        timings = {"model_ready_s": time.time() - started}
         plan = make_plan(config, cli_overrides, has_accelerator=has_accelerator, trainer_module=trainer_module,
                          config_dir=config_path.parent.resolve(), model_path=model_path)
-        if not preflight_done:
-            check_environments([e.target for e in plan.envs], checkout=config.atropos_checkout)
+        timings = {"model_ready_s": time.time() - started}
+        startup_times.record(config.run_dir, "launcher", "model_ready")
+        env_check.wait()  # ran while the model was built or found; nothing has started yet
+        startup_times.record(config.run_dir, "launcher", "envs_checked")
     except BaseException:
+        if env_check is not None:
+            env_check.cancel()
         lock.release()
         raise
     for line in plan.advice:
@@ -163,12 +179,19 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
             log_path=plan.run_dir / "logs" / "api.log", env=_child_env(api_env),
             max_restarts=config.supervision.max_restarts,
         ))
-        health.wait_api(timeout=60, alive=lambda: api.poll() is None)
+        # The trainer needs the API only when it registers, after verl's workers and servers are up (a minute or
+        # more): both start now.
         sup.start(Child(name="trainer", role="trainer", argv=plan.trainer_argv,
                         log_path=plan.run_dir / "logs" / "trainer.log", env=_child_env(trainer_env)))
+        startup_times.record(plan.run_dir, "launcher", "trainer_started")
+        health.wait_api(timeout=60, alive=lambda: api.poll() is None)
+        startup_times.record(plan.run_dir, "launcher", "api_ready")
+        _start_envs(plan, sup)
+        startup_times.record(plan.run_dir, "launcher", "envs_started")
         endpoints = _wait_for_endpoints(plan, sup, view, stop)
         health.endpoints = endpoints
-        _start_envs(plan, sup, endpoints)
+        write_env_configs(plan, endpoints)
+        startup_times.record(plan.run_dir, "launcher", "env_configs_written")
         view.note("running")
         api_starts = len(api.sessions)
         last_health = 0.0
@@ -177,6 +200,7 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
                 raise Interrupted()
             if "first_step_s" not in timings and health.first_step_seen():
                 timings["first_step_s"] = time.time() - started
+                startup_times.record(plan.run_dir, "launcher", "first_step_seen")
             trainer = sup.check()
             if trainer is not None:
                 ok = trainer.exit_code == 0

@@ -146,12 +146,18 @@ def _exit_on_sigterm() -> None:
 
 
 def run(config: DictConfig, user_overrides: list[str] | None = None) -> None:
+    from atropos_verl import startup_times
+
+    run_dir = OmegaConf.select(config, "atropos.run_dir")
+    startup_times.record(run_dir, "trainer", "imported")
     prepare_config(config, user_overrides)
     _exit_on_sigterm()
     cluster = _start_ray(config)
+    startup_times.record(run_dir, "trainer", "ray_ready")
     try:
         trainer = build_trainer(config)
         trainer.init_workers()
+        startup_times.record(run_dir, "trainer", "workers_ready")
         trainer.fit()
     except NothingToLearnError as exc:
         raise SystemExit(f"NothingToLearnError: {exc}") from None

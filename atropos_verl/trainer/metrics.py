@@ -19,6 +19,12 @@ from verl import DataProto
 # timing_raw keys (verl's `marked_timer` names) that make up each part of a step.
 WAIT_KEYS = ("wait_batch",)
 SYNC_KEYS = ("drain", "sleep_replicas", "update_weights")
+#: The integration's own work in a step: turning the API's groups into a batch, asking the API and the servers for
+#: their counters, and the drained weight sync. What is left of a step after these, the wait and verl's parts is also
+#: ours (the loop's glue) and is counted with them.
+OURS_KEYS = ("convert", "api_status", "served_stats", *SYNC_KEYS)
+#: verl's own passes on the batch, and the bookkeeping its own trainer does on every step (batch balancing, metrics).
+VERL_KEYS = ("balance_batch", "old_log_prob", "ref", "adv", "update_actor", "data_metrics", "save_checkpoint")
 
 
 def env_label(env_id: object) -> str:
@@ -73,6 +79,23 @@ def time_split(timing_raw: Mapping[str, float]) -> dict[str, float]:
         "timing_s/sync": sync,
         "timing_s/train": max(step - wait - sync, 0.0),
         "atropos/idle_fraction": wait / step if step > 0 else 0.0,
+        **step_breakdown(timing_raw),
+    }
+
+
+def step_breakdown(timing_raw: Mapping[str, float]) -> dict[str, float]:
+    """A step split into waiting for the batch, verl's passes and the integration's own work (named parts plus the
+    unnamed rest); `atropos/integration_share` is the last over the step."""
+    step = float(timing_raw.get("step", 0.0))
+    wait = sum(float(timing_raw.get(k, 0.0)) for k in WAIT_KEYS)
+    verl = sum(float(timing_raw.get(k, 0.0)) for k in VERL_KEYS)
+    named = sum(float(timing_raw.get(k, 0.0)) for k in OURS_KEYS)
+    rest = max(step - wait - verl - named, 0.0)
+    return {
+        "timing_s/verl": verl,
+        "timing_s/integration": named + rest,
+        "timing_s/integration_unnamed": rest,
+        "atropos/integration_share": (named + rest) / step if step > 0 else 0.0,
     }
 
 

@@ -33,6 +33,7 @@ from verl.trainer.ppo.metric_utils import compute_data_metrics, compute_timing_m
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer, apply_kl_penalty
 from verl.utils.profiler import marked_timer
 
+from atropos_verl import startup_times
 from atropos_verl.group_rules import Limits, vocab_size_of
 
 from .advantages import compute_advantages
@@ -73,6 +74,7 @@ class AtroposRayTrainer(RayPPOTrainer):
         self.atropos = self.config.atropos
         self.run_dir = Path(self.atropos.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._batches_seen = 0
         self.bypass = bypass_enabled(self.config)
         self.client = client or AtroposClient(self.atropos.api_url)
         self.client.group_size = int(self.config.actor_rollout_ref.rollout.n)
@@ -240,7 +242,8 @@ class AtroposRayTrainer(RayPPOTrainer):
         cfg = self.config
         check_engine_supports(batch, use_fused_kernels=bool(cfg.actor_rollout_ref.model.get("use_fused_kernels")))
         if cfg.trainer.balance_batch:
-            self._balance_batch(batch, metrics=metrics)
+            with marked_timer("balance_batch", timing_raw):
+                self._balance_batch(batch, metrics=metrics)
         batch.meta_info["global_token_num"] = torch.sum(batch.batch["attention_mask"], dim=-1).tolist()
         batch.meta_info["images_seqlens"] = []
 
@@ -283,10 +286,11 @@ class AtroposRayTrainer(RayPPOTrainer):
 
         with marked_timer("update_actor", timing_raw, color="red"):
             actor_output = self._update_actor(batch)
-        metrics.update(reduce_metrics(actor_output.meta_info["metrics"]))
-        real = batch.select_idxs(torch.nonzero(~batch.batch[PADDING]).squeeze(-1))
-        metrics.update(compute_data_metrics(batch=real, use_critic=False))
-        metrics.update(compute_timing_metrics(batch=real, timing_raw=timing_raw))
+        with marked_timer("data_metrics", timing_raw):
+            metrics.update(reduce_metrics(actor_output.meta_info["metrics"]))
+            real = batch.select_idxs(torch.nonzero(~batch.batch[PADDING]).squeeze(-1))
+            metrics.update(compute_data_metrics(batch=real, use_critic=False))
+            metrics.update(compute_timing_metrics(batch=real, timing_raw=timing_raw))
 
     def _recompute_old_log_probs(self, batch: DataProto, metrics: dict[str, float]) -> DataProto:
         """verl's old-log-prob pass (the proximal anchor of decoupled mode), with its entropy and debug metrics."""
@@ -383,15 +387,20 @@ class AtroposRayTrainer(RayPPOTrainer):
         tracker = self._tracker()
         self._wake_and_resume()
         self.weights_version = self.global_steps
+        startup_times.record(self.run_dir, "trainer", "servers_ready")
         self._register()
         publish_endpoints(self.atropos.endpoints_file, self.endpoints())
         logger.info("rollout servers published to %s", self.atropos.endpoints_file)
+        startup_times.record(self.run_dir, "trainer", "endpoints_published")
 
         progress = StepProgress(self.total_training_steps, start=self.global_steps)
+        first = self.global_steps + 1
         try:
             while self.global_steps < self.total_training_steps:
                 self.global_steps += 1
                 metrics = self._step()
+                if self.global_steps == first:
+                    startup_times.record(self.run_dir, "trainer", "first_step")
                 tracker.log(data=metrics, step=self.global_steps)
                 progress.update(self.global_steps, metrics)
                 self.rejections.check()  # raises NothingToLearnError after too many steps of rejected groups
@@ -412,12 +421,17 @@ class AtroposRayTrainer(RayPPOTrainer):
         with marked_timer("step", timing_raw):
             with marked_timer("wait_batch", timing_raw):
                 groups = self.client.poll_batch(float(self.atropos.poll_timeout), on_check=self._publish_poll_health)
+            if not self._batches_seen:
+                startup_times.record(self.run_dir, "trainer", "first_batch")
+            self._batches_seen += 1
             metrics["atropos/api_server_errors"] = float(self.client.health.server_errors)
             self.client.step = self.global_steps
-            api_step = self._api_step()
+            with marked_timer("api_status", timing_raw):
+                api_step = self._api_step()
             self.train_dataloader.api_step = api_step
             metrics["atropos/api_step"] = float(api_step)
-            batch, conv_metrics = self._convert(groups)
+            with marked_timer("convert", timing_raw):
+                batch, conv_metrics = self._convert(groups)
             metrics.update(conv_metrics)
             if batch is None:
                 # Nothing to learn from; keep the step so the trainer and the API count the same batches.
@@ -430,9 +444,12 @@ class AtroposRayTrainer(RayPPOTrainer):
                         metrics.update(self.drain.drain())
                     with marked_timer("sleep_replicas", timing_raw):
                         self._bounded(self.checkpoint_manager.sleep_replicas, "sleep_replicas()")
-                served_before = served_stats(self.llm_server_manager.get_replicas())
+                with marked_timer("served_stats", timing_raw):
+                    served_before = served_stats(self.llm_server_manager.get_replicas())
                 self._train_on(batch, metrics, timing_raw)
-                metrics.update(overlap_metrics(served_before, served_stats(self.llm_server_manager.get_replicas())))
+                with marked_timer("served_stats", timing_raw):
+                    served_after = served_stats(self.llm_server_manager.get_replicas())
+                metrics.update(overlap_metrics(served_before, served_after))
                 if self.config.trainer.save_freq > 0 and (
                     self.global_steps % self.config.trainer.save_freq == 0
                     or self.global_steps >= self.total_training_steps
@@ -448,12 +465,13 @@ class AtroposRayTrainer(RayPPOTrainer):
                     sync = self._wake_and_resume()
                 self.weights_version = self.global_steps
                 metrics.update({f"sync/{k}": v for k, v in sync.items() if isinstance(v, int | float)})
-        metrics.update({f"timing_s/{k}": v for k, v in timing_raw.items() if k not in metrics})
-        metrics.update(time_split(timing_raw))
-        versions = [v["version"] for v in served_stats(self.llm_server_manager.get_replicas())
-                    if v["version"] is not None]
+            with marked_timer("served_stats", timing_raw):
+                versions = [v["version"] for v in served_stats(self.llm_server_manager.get_replicas())
+                            if v["version"] is not None]
         if versions:
             metrics["atropos/served_policy_version"] = float(min(versions))
+        metrics.update({f"timing_s/{k}": v for k, v in timing_raw.items() if k not in metrics})
+        metrics.update(time_split(timing_raw))
         metrics["atropos/wall_time"] = time.time()
         return metrics
 

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from atropos_verl.cli import app
 from atropos_verl.launch.listeners import TORCH_STORE, run_listeners
 from atropos_verl.launch.processes import port_is_free, session_members, stop_process_group
+from atropos_verl.startup_times import phases
 
 pytestmark = pytest.mark.e2e
 
@@ -153,6 +154,25 @@ def test_run_restarts_a_killed_env_and_reaches_the_last_step(tmp_path):
     assert all("atropos/lag/max" in m for m in rows), [sorted(m) for m in rows if "atropos/lag/max" not in m][:1]
     over = [m for m in rows if m["atropos/lag/max"] > 2]
     assert all(m.get("atropos/rejected/stale_policy_version", 0) > 0 for m in over), over
+    # every trained step splits into the wait, verl's parts and ours, which add up to the step
+    trained = [m for m in rows if "timing_s/update_actor" in m]
+    assert trained and all(m["timing_s/atropos_wait"] + m["timing_s/verl"] + m["timing_s/integration"]
+                           == pytest.approx(m["timing_s/step"], abs=1e-6) for m in trained)
+    # the start-up phases of both processes, in the order they happen (the trainer's resume appends, first wins)
+    order = [name for name, _ in phases(run_dir)]
+    assert order[:4] == ["launcher/command", "launcher/model_ready", "launcher/envs_checked",
+                         "launcher/trainer_started"], order
+    expected = ["trainer/imported", "trainer/ray_ready", "trainer/workers_ready", "trainer/servers_ready",
+                "trainer/endpoints_published", "launcher/env_configs_written", "trainer/first_batch",
+                "trainer/first_step"]
+    assert [n for n in order if n in expected] == expected, order
+    # each environment's own phases, from its status file (the restarted process's here)
+    env = ["env:addition/started", "env:addition/imported", "env:addition/registered", "env:addition/first_post"]
+    assert [n for n in order if n in env] == env, order
+    # the API starts with the trainer; the environments start once it answers, before verl's servers are published,
+    # and get their configs after
+    assert order.index("launcher/trainer_started") < order.index("launcher/api_ready") < order.index(
+        "launcher/envs_started") < order.index("launcher/env_configs_written"), order
     for name in ("api", "trainer", "addition"):
         assert (run_dir / "logs" / f"{name}.log").stat().st_size > 0
     assert (run_dir / "envs" / "addition.yaml").is_file()

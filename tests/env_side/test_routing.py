@@ -80,3 +80,26 @@ def test_a_servers_file_without_servers_is_an_error(tmp_path):
     path.write_text(yaml.safe_dump({"env": {}, "openai": [{"model_name": "m"}]}))
     with pytest.raises(ValueError, match="base_url"):
         routing.launcher_servers(path)
+
+
+def test_servers_file_written_after_install_is_the_one_used(tmp_path):
+    """The launcher starts environments before verl's servers are up and writes their YAML later: the routing reads
+    it when the environment builds its ServerManager, and the runner waits for it to appear."""
+    import threading
+
+    from atropos_verl.env_side.runner import await_config
+
+    path = tmp_path / "late.yaml"
+    routing.install(path)
+    try:
+        writer = threading.Timer(0.5, lambda: path.write_text(yaml.safe_dump({"env": {}, "openai": VERL})))
+        writer.start()
+        await_config(["serve", "--config", str(path)], timeout=60)
+        writer.join()
+        manager = ServerManager([_own(9001)])
+        assert [s.config.base_url for s in manager.servers] == [v["base_url"] for v in VERL]
+    finally:
+        unwrap_method(ServerManager, "__init__")
+    with pytest.raises(SystemExit, match="did not appear within 0s"):
+        await_config(["serve", "--config", str(tmp_path / "never.yaml")], timeout=0.01)
+    await_config(["serve"], timeout=60)  # nothing to wait for without --config

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from atropos_verl.errors import ConfigError
-from atropos_verl.launch.preflight import check_environments
+from atropos_verl.launch.preflight import EnvironmentCheck, check_environments
 from atropos_verl.launch.run_dir import RunDirLock, RunDirLocked, check_output_dir
 
 CLI = str(Path(sys.executable).parent / "atropos-verl")
@@ -60,6 +60,23 @@ def test_output_dir_not_writable(tmp_path):
 
 def test_preflight_builtin_passes():
     check_environments(["addition"])
+
+
+def test_environment_check_reports_at_wait_and_can_be_cancelled(tmp_path):
+    """The check runs in its own interpreter while the launcher builds the model; `wait()` names each bad target."""
+    bad = tmp_path / "needs_foo.py"
+    bad.write_text("import foo_not_installed_anywhere\n")
+    check = EnvironmentCheck(["addition", str(bad)])
+    assert check._proc is not None  # started, not finished: the constructor does not wait for the import
+    with pytest.raises(ConfigError) as err:
+        check.wait()
+    assert str(err.value) == f"environments: {bad}: ModuleNotFoundError: No module named 'foo_not_installed_anywhere'"
+
+    running = EnvironmentCheck(["addition"])
+    proc = running._proc
+    running.cancel()
+    assert proc.returncode is not None and running._proc is None
+    running.cancel()  # idempotent, as the launcher's error paths may call it twice
 
 
 def _run_cli(tmp_path: Path, env_file: Path, output_dir: str = "runs") -> tuple[subprocess.CompletedProcess, float]:

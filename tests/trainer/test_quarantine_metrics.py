@@ -11,7 +11,7 @@ import torch
 
 from atropos_verl.trainer.batch import groups_to_dataproto
 from atropos_verl.trainer.endpoints import Endpoints, publish_endpoints, read_endpoints
-from atropos_verl.trainer.metrics import group_metrics, time_split
+from atropos_verl.trainer.metrics import group_metrics, step_breakdown, time_split
 from atropos_verl.trainer.progress import StepProgress, summary_line
 from atropos_verl.trainer.quarantine import QuarantineFile
 from atropos_verl.trainer.step_state import AtroposStepState
@@ -61,9 +61,25 @@ def test_time_split_adds_up_to_the_step():
               "old_log_prob": 1.0, "update_actor": 2.0}  # fmt: skip
     split = time_split(timing)
     idle = split.pop("atropos/idle_fraction")
+    three = ("timing_s/atropos_wait", "timing_s/sync", "timing_s/train")
+    parts = {k: split.pop(k) for k in list(split) if k not in three}
     assert split == {"timing_s/atropos_wait": 6.0, "timing_s/sync": pytest.approx(1.0), "timing_s/train": 3.0}
     assert math.fsum(split.values()) == pytest.approx(timing["step"])
     assert idle == pytest.approx(0.6)
+    assert parts == step_breakdown(timing)
+
+
+def test_step_breakdown_counts_the_unnamed_rest_as_the_integrations():
+    timing = {"step": 10.0, "wait_batch": 4.0, "api_status": 0.1, "convert": 0.2, "served_stats": 0.3, "drain": 0.1,
+              "update_weights": 0.3, "old_log_prob": 1.0, "ref": 1.0, "adv": 0.5, "update_actor": 2.0,
+              "save_checkpoint": 0.4}  # fmt: skip
+    parts = step_breakdown(timing)
+    assert parts["timing_s/verl"] == pytest.approx(4.9)
+    assert parts["timing_s/integration_unnamed"] == pytest.approx(10.0 - 4.0 - 4.9 - 1.0)
+    assert parts["timing_s/integration"] == pytest.approx(1.1)
+    assert parts["atropos/integration_share"] == pytest.approx(0.11)
+    # timers that overlap the step's total never make the rest negative
+    assert step_breakdown({"step": 1.0, "wait_batch": 0.9, "update_actor": 0.2})["timing_s/integration_unnamed"] == 0
 
 
 def test_plain_progress_line_when_not_a_terminal(capsys):
