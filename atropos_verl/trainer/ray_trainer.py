@@ -74,7 +74,7 @@ class AtroposRayTrainer(RayPPOTrainer):
         self.atropos = self.config.atropos
         self.run_dir = Path(self.atropos.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._batches_seen = 0
+        self._first_step: int | None = None  # this process's first step, for the start-up records
         self.bypass = bypass_enabled(self.config)
         self.client = client or AtroposClient(self.atropos.api_url)
         self.client.group_size = int(self.config.actor_rollout_ref.rollout.n)
@@ -394,12 +394,12 @@ class AtroposRayTrainer(RayPPOTrainer):
         startup_times.record(self.run_dir, "trainer", "endpoints_published")
 
         progress = StepProgress(self.total_training_steps, start=self.global_steps)
-        first = self.global_steps + 1
+        self._first_step = self.global_steps + 1
         try:
             while self.global_steps < self.total_training_steps:
                 self.global_steps += 1
                 metrics = self._step()
-                if self.global_steps == first:
+                if self.global_steps == self._first_step:
                     startup_times.record(self.run_dir, "trainer", "first_step")
                 tracker.log(data=metrics, step=self.global_steps)
                 progress.update(self.global_steps, metrics)
@@ -421,9 +421,8 @@ class AtroposRayTrainer(RayPPOTrainer):
         with marked_timer("step", timing_raw):
             with marked_timer("wait_batch", timing_raw):
                 groups = self.client.poll_batch(float(self.atropos.poll_timeout), on_check=self._publish_poll_health)
-            if not self._batches_seen:
+            if self.global_steps == self._first_step:
                 startup_times.record(self.run_dir, "trainer", "first_batch")
-            self._batches_seen += 1
             metrics["atropos/api_server_errors"] = float(self.client.health.server_errors)
             self.client.step = self.global_steps
             with marked_timer("api_status", timing_raw):
