@@ -1,0 +1,65 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""V4: a reader of vLLM's shared-memory message queue stops spinning soon after its last message."""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import run_python
+
+# A real MessageQueue (one writer, one local reader in a thread). The reader reads one message, then waits `idle`
+# seconds for the next; its thread's CPU time over that wait is what a spinning reader takes from the trainer.
+_IDLE_READ = """
+import json, threading, time
+import verl  # loads the platform plugin, as in every vLLM process of a run
+from vllm.distributed.device_communicators.shm_broadcast import MessageQueue
+
+idle = 0.6
+writer = MessageQueue(1, 1, max_chunk_bytes=1 << 20, max_chunks=2)
+reader = MessageQueue.create_from_handle(writer.export_handle(), 0)
+ready = threading.Thread(target=reader.wait_until_ready)
+ready.start(); writer.wait_until_ready(); ready.join()
+patched_window = reader._spin_condition.busy_loop_s
+
+def idle_read_cpu(window):
+    reader._spin_condition.busy_loop_s = window
+    out = {}
+    def read():
+        reader.dequeue()
+        start = time.thread_time()
+        out["msg"] = reader.dequeue()
+        out["cpu"] = time.thread_time() - start
+    thread = threading.Thread(target=read)
+    thread.start()
+    writer.enqueue("first"); time.sleep(idle); writer.enqueue("second")
+    thread.join()
+    assert out["msg"] == "second", out
+    return out["cpu"]
+
+patched = idle_read_cpu(patched_window)
+upstream = idle_read_cpu(1.0)
+print(json.dumps({"window": patched_window, "patched_cpu": patched, "upstream_cpu": upstream}))
+"""
+
+
+def test_v4_reader_spins_for_the_short_window_only():
+    got = json.loads(run_python(_IDLE_READ))
+    assert got["window"] == 0.01
+    # 0.6 s without a message: vLLM's 1 s window spins through all of it; the patched reader sleeps after 10 ms
+    assert got["patched_cpu"] < 0.15, got
+    assert got["upstream_cpu"] > 0.25, got
+
+
+def test_v4_window_from_the_environment():
+    code = (
+        "import verl\n"
+        "import zmq\n"
+        "from vllm.distributed.device_communicators.shm_broadcast import SpinCondition\n"
+        "ctx = zmq.Context()\n"
+        "writer = SpinCondition(False, ctx, 'inproc://v4')\n"
+        "reader = SpinCondition(True, ctx, 'inproc://v4')\n"
+        "print(reader.busy_loop_s, writer.busy_loop_s)"
+    )
+    assert run_python(code, env={"ATROPOS_VERL_VLLM_BUSY_LOOP_S": "0.25"}) == "0.25 0"
+    assert run_python(code, env={"ATROPOS_VERL_VLLM_BUSY_LOOP_S": "not-a-number"}) == "0.01 0"
