@@ -90,7 +90,7 @@ PATCHES: tuple[Patch, ...] = (
           "verl/workers/rollout/vllm_rollout/utils.py:398-405",
           "tests/platform/test_vllm_worker_ext.py::test_v3_vllm_cpu_repacks_linear_weights"),
     Patch("vllm_short_spin", "vllm.distributed.device_communicators.shm_broadcast.SpinCondition.__init__",
-          "post-import hook, method wrapped", "atropos_verl.platform.vllm_idle:shorten_spin",
+          "vLLM general plugin, post-import hook, method wrapped", "atropos_verl.vllm_idle:shorten_spin",
           "vLLM engine-core and worker processes", CPU,
           "readers of vLLM's message queues spin 1 s after each read, on the cores the actor update needs next",
           "vllm/distributed/device_communicators/shm_broadcast.py:134,203",

@@ -15,7 +15,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from .vllm_idle import BUSY_LOOP_ENV, DEFAULT_BUSY_LOOP_S
+from atropos_verl.vllm_idle import BUSY_LOOP_ENV, DEFAULT_BUSY_LOOP_S
+
 from .vllm_worker_ext_path import WORKER_EXTENSION_CLS
 
 _FP32 = {"param_dtype": "fp32", "reduce_dtype": "fp32", "buffer_dtype": "fp32"}
@@ -61,7 +62,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 # Environment for every Ray worker and vLLM process. VLLM_CPU_KVCACHE_SPACE is read at vllm/platforms/cpu.py:300-303
-# (GiB); vLLM's default sizes the KV cache from system memory. BUSY_LOOP_ENV: see vllm_idle (V4).
+# (GiB); vLLM's default sizes the KV cache from system memory. BUSY_LOOP_ENV: see atropos_verl.vllm_idle (V4).
 ENV_DEFAULTS: dict[str, str] = {
     "VLLM_CPU_KVCACHE_SPACE": "1",
     "TOKENIZERS_PARALLELISM": "false",

@@ -1,6 +1,10 @@
 # Copyright 2026 atropos-verl contributors
 # SPDX-License-Identifier: Apache-2.0
-"""V4: a reader of vLLM's shared-memory message queue stops spinning soon after its last message."""
+"""V4: a reader of vLLM's shared-memory message queue stops spinning soon after its last message.
+
+The patch arrives through vLLM's own `vllm.general_plugins` entry point, so each test loads vLLM's plugins as its
+processes do, in a fresh interpreter with the CPU platform requested (`VERL_PLATFORM=cpu`, as in every Ray process).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,14 @@ import json
 
 from .conftest import run_python
 
+CPU = {"VERL_PLATFORM": "cpu"}
+
 # A real MessageQueue (one writer, one local reader in a thread). The reader reads one message, then waits `idle`
 # seconds for the next; its thread's CPU time over that wait is what a spinning reader takes from the trainer.
 _IDLE_READ = """
 import json, threading, time
-import verl  # loads the platform plugin, as in every vLLM process of a run
+from vllm.plugins import load_general_plugins
+load_general_plugins()  # as vLLM's engine core and workers do before they build their queues
 from vllm.distributed.device_communicators.shm_broadcast import MessageQueue
 
 idle = 0.6
@@ -44,7 +51,7 @@ print(json.dumps({"window": patched_window, "patched_cpu": patched, "upstream_cp
 
 
 def test_v4_reader_spins_for_the_short_window_only():
-    got = json.loads(run_python(_IDLE_READ))
+    got = json.loads(run_python(_IDLE_READ, env=CPU))
     assert got["window"] == 0.01
     # 0.6 s without a message: vLLM's 1 s window spins through all of it; the patched reader sleeps after 10 ms
     assert got["patched_cpu"] < 0.15, got
@@ -53,13 +60,32 @@ def test_v4_reader_spins_for_the_short_window_only():
 
 def test_v4_window_from_the_environment():
     code = (
-        "import verl\n"
+        "from vllm.plugins import load_general_plugins\n"
+        "load_general_plugins()\n"
         "import zmq\n"
         "from vllm.distributed.device_communicators.shm_broadcast import SpinCondition\n"
         "ctx = zmq.Context()\n"
         "writer = SpinCondition(False, ctx, 'inproc://v4')\n"
         "reader = SpinCondition(True, ctx, 'inproc://v4')\n"
-        "print(reader.busy_loop_s, writer.busy_loop_s)"
+        "print(reader.busy_loop_s, writer.busy_loop_s)\n"
+        "ctx.destroy(linger=0)"
     )
-    assert run_python(code, env={"ATROPOS_VERL_VLLM_BUSY_LOOP_S": "0.25"}) == "0.25 0"
-    assert run_python(code, env={"ATROPOS_VERL_VLLM_BUSY_LOOP_S": "not-a-number"}) == "0.01 0"
+    assert run_python(code, env={**CPU, "ATROPOS_VERL_VLLM_BUSY_LOOP_S": "0.25"}) == "0.25 0"
+    assert run_python(code, env={**CPU, "ATROPOS_VERL_VLLM_BUSY_LOOP_S": "not-a-number"}) == "0.01 0"
+
+
+def test_v4_not_on_other_platforms_and_without_verl():
+    code = (
+        "import sys\n"
+        "from vllm.plugins import load_general_plugins\n"
+        "load_general_plugins()\n"
+        "import zmq\n"
+        "from vllm.distributed.device_communicators.shm_broadcast import SpinCondition\n"
+        "ctx = zmq.Context()\n"
+        "reader = SpinCondition(True, ctx, 'inproc://v4')\n"
+        "print(reader.busy_loop_s, 'verl' in sys.modules)\n"
+        "ctx.destroy(linger=0)"
+    )
+    # the plugin does not import verl (seconds of an engine core's start-up) and leaves other platforms alone
+    assert run_python(code, env=CPU) == "0.01 False"
+    assert run_python(code, env={"VERL_PLATFORM": "cuda"}) == "1 False"

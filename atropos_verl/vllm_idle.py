@@ -9,6 +9,10 @@ before it sleeps on a socket. On a GPU host those spinning cores are spare; on t
 actor update runs on: in hybrid mode the servers are paused right before the update, so both processes spin through
 most of it. Readers here spin for `busy_loop_s()` seconds instead (`ATROPOS_VERL_VLLM_BUSY_LOOP_S`), long enough to
 catch the next step of a running generation without sleeping, short enough to give the cores back to the trainer.
+
+Installed by vLLM itself through the `vllm.general_plugins` entry point, which its engine core loads before it builds
+the queues (`vllm/v1/engine/core.py`, `load_general_plugins`) and its workers load too. Kept outside
+`atropos_verl.platform`: importing that package imports verl, seconds of start-up the engine core does not need.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import functools
 import os
 from types import ModuleType
 
+from atropos_verl.host_detect import cpu_platform_requested
 from atropos_verl.import_hooks import when_imported
 
 TARGET = "vllm.distributed.device_communicators.shm_broadcast"
@@ -56,3 +61,12 @@ def shorten_spin(module: ModuleType) -> None:
 
 def install() -> None:
     when_imported(TARGET, shorten_spin)
+
+
+def vllm_plugin() -> None:
+    """vLLM general plugin (every vLLM process): shorten the spin when the CPU platform is requested. Never raises."""
+    try:
+        if cpu_platform_requested():
+            install()
+    except Exception:  # a plugin failure must not stop vLLM; the spin only costs speed
+        pass
