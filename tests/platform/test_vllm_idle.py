@@ -58,34 +58,27 @@ def test_v4_reader_spins_for_the_short_window_only():
     assert got["upstream_cpu"] > 0.25, got
 
 
+# A reader and a writer built after vLLM's plugins are loaded: their spin windows, and whether verl was imported.
+_WINDOWS = """
+import sys
+from vllm.plugins import load_general_plugins
+load_general_plugins()
+import zmq
+from vllm.distributed.device_communicators.shm_broadcast import SpinCondition
+ctx = zmq.Context()
+writer = SpinCondition(False, ctx, 'inproc://v4')
+reader = SpinCondition(True, ctx, 'inproc://v4')
+print(reader.busy_loop_s, writer.busy_loop_s, 'verl' in sys.modules)
+ctx.destroy(linger=0)
+"""
+
+
 def test_v4_window_from_the_environment():
-    code = (
-        "from vllm.plugins import load_general_plugins\n"
-        "load_general_plugins()\n"
-        "import zmq\n"
-        "from vllm.distributed.device_communicators.shm_broadcast import SpinCondition\n"
-        "ctx = zmq.Context()\n"
-        "writer = SpinCondition(False, ctx, 'inproc://v4')\n"
-        "reader = SpinCondition(True, ctx, 'inproc://v4')\n"
-        "print(reader.busy_loop_s, writer.busy_loop_s)\n"
-        "ctx.destroy(linger=0)"
-    )
-    assert run_python(code, env={**CPU, "ATROPOS_VERL_VLLM_BUSY_LOOP_S": "0.25"}) == "0.25 0"
-    assert run_python(code, env={**CPU, "ATROPOS_VERL_VLLM_BUSY_LOOP_S": "not-a-number"}) == "0.01 0"
+    assert run_python(_WINDOWS, env={**CPU, "ATROPOS_VERL_VLLM_BUSY_LOOP_S": "0.25"}) == "0.25 0 False"
+    assert run_python(_WINDOWS, env={**CPU, "ATROPOS_VERL_VLLM_BUSY_LOOP_S": "not-a-number"}) == "0.01 0 False"
 
 
 def test_v4_not_on_other_platforms_and_without_verl():
-    code = (
-        "import sys\n"
-        "from vllm.plugins import load_general_plugins\n"
-        "load_general_plugins()\n"
-        "import zmq\n"
-        "from vllm.distributed.device_communicators.shm_broadcast import SpinCondition\n"
-        "ctx = zmq.Context()\n"
-        "reader = SpinCondition(True, ctx, 'inproc://v4')\n"
-        "print(reader.busy_loop_s, 'verl' in sys.modules)\n"
-        "ctx.destroy(linger=0)"
-    )
     # the plugin does not import verl (seconds of an engine core's start-up) and leaves other platforms alone
-    assert run_python(code, env=CPU) == "0.01 False"
-    assert run_python(code, env={"VERL_PLATFORM": "cuda"}) == "1 False"
+    assert run_python(_WINDOWS, env=CPU) == "0.01 0 False"
+    assert run_python(_WINDOWS, env={"VERL_PLATFORM": "cuda"}) == "1 0 False"
