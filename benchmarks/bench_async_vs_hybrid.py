@@ -7,7 +7,8 @@ and writes one PNG with both held-out-accuracy curves against wall-clock time.
         [-- extra verl overrides]
 
 Per mode, from the trainer's metrics.jsonl and the addition env's eval log:
-- trainer idle fraction: seconds waiting for a batch / seconds per step (summed over the run);
+- trainer idle fraction: seconds waiting for generation (the batch, and the drain's wait for running requests) / seconds
+  per step (summed over the run);
 - completions and tokens the servers answered while the actor was updating (per step);
 - weight push (update_weights) and drain seconds (median);
 - lag of received sequences in updates (min / mean / max over steps) and groups rejected as stale;
@@ -61,7 +62,9 @@ def summarize(run_dir: Path) -> dict[str, float]:
                                               for m in trained]),
         "tokens_during_update": _median([m.get("atropos/overlap/tokens_during_update", 0.0) for m in trained]),
         "push_s_median": _median([m["timing_s/update_weights"] for m in trained if "timing_s/update_weights" in m]),
-        "drain_s_median": _median([m["timing_s/drain"] for m in trained if "timing_s/drain" in m]),
+        # the whole drain: its wait for running requests (`drain_wait`) and the pause itself
+        "drain_s_median": _median([m["timing_s/drain"] + m.get("timing_s/drain_wait", 0.0) for m in trained
+                                   if "timing_s/drain" in m]),
         "lag_min": min((m["atropos/lag/min"] for m in rows if "atropos/lag/min" in m), default=float("nan")),
         "lag_mean": _mean([m["atropos/lag/mean"] for m in rows if "atropos/lag/mean" in m]),
         "lag_max": max((m["atropos/lag/max"] for m in rows if "atropos/lag/max" in m), default=float("nan")),

@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 from verl import DataProto
 
-# timing_raw keys (verl's `marked_timer` names) that make up each part of a step.
-WAIT_KEYS = ("wait_batch",)
+# timing_raw keys (verl's `marked_timer` names) that make up each part of a step. Waiting is generation the trainer
+# did not overlap: polling `/batch`, and the part of the drain spent letting running requests finish (`drain_wait`,
+# split off `drain` by `split_drain`).
+WAIT_KEYS = ("wait_batch", "drain_wait")
 SYNC_KEYS = ("drain", "sleep_replicas", "update_weights")
 #: The integration's own work in a step: turning the API's groups into a batch, asking the API and the servers for
 #: their counters, and the drained weight sync. What is left of a step after these, the wait and verl's parts is also
@@ -67,6 +69,15 @@ def rejected_by_env(
 
 def rejection_metrics(by_env: Mapping[str, int]) -> dict[str, float]:
     return {f"atropos/env/{env}/groups_rejected": float(n) for env, n in by_env.items()}
+
+
+def split_drain(timing_raw: dict[str, float], waited: float) -> None:
+    """Move the drain's wait for running requests (`sync/drain_wait_seconds`, measured in the servers) from `drain`
+    to `drain_wait`, so `drain` is what the pause itself cost: Ray calls and pausing the engines."""
+    drain = float(timing_raw.get("drain", 0.0))
+    wait = min(max(float(waited), 0.0), drain)
+    timing_raw["drain"] = drain - wait
+    timing_raw["drain_wait"] = float(timing_raw.get("drain_wait", 0.0)) + wait
 
 
 def time_split(timing_raw: Mapping[str, float]) -> dict[str, float]:

@@ -44,7 +44,7 @@ from .deadline import call_with_timeout, sync_hint
 from .drain import RolloutDrain, install_draining_replicas, overlap_metrics, served_stats
 from .endpoints import Endpoints, publish_endpoints
 from .env_names import EnvNames
-from .metrics import group_metrics, rejected_by_env, rejection_metrics, temperature_metrics, time_split
+from .metrics import group_metrics, rejected_by_env, rejection_metrics, split_drain, temperature_metrics, time_split
 from .old_log_probs import bypass_enabled, take_rollout_log_probs
 from .progress import StepProgress
 from .quarantine import QuarantineFile
@@ -441,8 +441,12 @@ class AtroposRayTrainer(RayPPOTrainer):
                     # The servers pause for the update: requests already running finish, new ones wait.
                     with marked_timer("drain", timing_raw):
                         metrics.update(self.drain.drain())
-                    with marked_timer("sleep_replicas", timing_raw):
-                        self._bounded(self.checkpoint_manager.sleep_replicas, "sleep_replicas()")
+                    split_drain(timing_raw, metrics["sync/drain_wait_seconds"])
+                    if self.config.actor_rollout_ref.rollout.free_cache_engine:
+                        # Without free_cache_engine the servers' sleep() frees nothing and returns at once (the CPU
+                        # platform's default): skipping it saves the round trips and changes nothing.
+                        with marked_timer("sleep_replicas", timing_raw):
+                            self._bounded(self.checkpoint_manager.sleep_replicas, "sleep_replicas()")
                 with marked_timer("served_stats", timing_raw):
                     served_before = served_stats(self.llm_server_manager.get_replicas())
                 self._train_on(batch, metrics, timing_raw)
@@ -460,6 +464,7 @@ class AtroposRayTrainer(RayPPOTrainer):
                     # them, new ones wait through the push and run on the new weights.
                     with marked_timer("drain", timing_raw):
                         metrics.update(self.drain.drain())
+                    split_drain(timing_raw, metrics["sync/drain_wait_seconds"])
                 with marked_timer("update_weights", timing_raw, color="red"):
                     sync = self._wake_and_resume()
                 self.weights_version = self.global_steps

@@ -161,3 +161,12 @@ def test_drain_timeout_aborts_with_warning_or_fails():
         RolloutDrain([Replica(stuck)], timeout=1, on_timeout="fail", abort=lambda: None).drain()
     clean = RolloutDrain([Replica(ok)], timeout=1, abort=lambda: pytest.fail("no abort when drained")).drain()
     assert clean["sync/aborted_requests"] == 0
+
+
+def test_drain_wait_counts_only_servers_that_had_requests_running():
+    """Waiting for running requests is generation time; a server with none only paused (the sync's own cost)."""
+    busy = {"drained": True, "in_flight": 2, "left": 0, "seconds": 0.3}
+    idle = {"drained": True, "in_flight": 0, "left": 0, "seconds": 0.5}
+    metrics = RolloutDrain([Replica(busy), Replica(idle)], timeout=1).drain()
+    assert metrics["sync/drain_seconds_max"] == 0.5 and metrics["sync/drain_wait_seconds"] == 0.3
+    assert RolloutDrain([Replica(idle)], timeout=1).drain()["sync/drain_wait_seconds"] == 0.0

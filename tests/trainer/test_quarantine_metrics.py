@@ -11,7 +11,7 @@ import torch
 
 from atropos_verl.trainer.batch import groups_to_dataproto
 from atropos_verl.trainer.endpoints import Endpoints, publish_endpoints, read_endpoints
-from atropos_verl.trainer.metrics import group_metrics, step_breakdown, time_split
+from atropos_verl.trainer.metrics import group_metrics, split_drain, step_breakdown, time_split
 from atropos_verl.trainer.progress import StepProgress, summary_line
 from atropos_verl.trainer.quarantine import QuarantineFile
 from atropos_verl.trainer.step_state import AtroposStepState
@@ -67,6 +67,19 @@ def test_time_split_adds_up_to_the_step():
     assert math.fsum(split.values()) == pytest.approx(timing["step"])
     assert idle == pytest.approx(0.6)
     assert parts == step_breakdown(timing)
+
+
+def test_drain_wait_moves_from_the_sync_to_the_wait():
+    timing = {"step": 10.0, "wait_batch": 4.0, "drain": 0.5, "update_weights": 0.3, "update_actor": 2.0}
+    split_drain(timing, 0.4)
+    assert timing["drain"] == pytest.approx(0.1) and timing["drain_wait"] == pytest.approx(0.4)
+    split = time_split(timing)
+    assert split["timing_s/atropos_wait"] == pytest.approx(4.4) and split["timing_s/sync"] == pytest.approx(0.4)
+    assert split["timing_s/atropos_wait"] + split["timing_s/verl"] + split["timing_s/integration"] == pytest.approx(10)
+    # a server-side wait longer than the trainer's timer (clock skew) never makes `drain` negative
+    again = {"step": 1.0, "drain": 0.2}
+    split_drain(again, 0.5)
+    assert again == {"step": 1.0, "drain": 0.0, "drain_wait": 0.2}
 
 
 def test_step_breakdown_counts_the_unnamed_rest_as_the_integrations():

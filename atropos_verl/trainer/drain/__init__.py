@@ -116,6 +116,9 @@ class RolloutDrain:
         metrics = {
             "sync/in_flight_at_drain": float(sum(max(int(r["in_flight"]), 0) for r in results)),
             "sync/drain_seconds_max": float(max((r["seconds"] for r in results), default=0.0)),
+            # Of that, waiting for requests that were running: generation time the trainer sits through. A server
+            # with nothing running only paused, which is the sync's own cost.
+            "sync/drain_wait_seconds": float(max((r["seconds"] for r in results if r["in_flight"]), default=0.0)),
             "sync/aborted_requests": 0.0,
         }
         if all(r["drained"] for r in results):
