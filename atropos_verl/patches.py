@@ -119,6 +119,15 @@ PATCHES: tuple[Patch, ...] = (
           "weight syncs must let in-flight environment requests finish instead of aborting them",
           "verl/workers/rollout/replica.py:318",
           "tests/trainer/test_drain.py::test_drain_refuses_replicas_that_cannot_drain"),
+    Patch("unused_generation_actors",
+          "verl.trainer.ppo.ray_trainer.LLMServerManager (and verl.experimental.agent_loop.AgentLoopManager, "
+          "verl.experimental.reward_loop.RewardLoopManager)",
+          "module globals rebound while init_workers runs", "atropos_verl.trainer.unused_actors:not_started",
+          "trainer driver", "no reward model, no teacher, no custom agent_loop_manager_class",
+          "environments generate and score: verl's agent-loop worker, reward-loop worker and load balancer are never "
+          "called, yet each is a process importing verl during the first batch",
+          "verl/trainer/ppo/ray_trainer.py:910-965, verl/workers/rollout/llm_server.py:400-515",
+          "tests/trainer/test_unused_actors.py::test_init_workers_sees_the_stand_ins_then_verls_classes_again"),
     Patch("vllm_sleep_keeps_queue", "verl.workers.rollout.vllm_rollout.vllm_async_server.vLLMHttpServer._sleep_hybrid",
           "subclass method", "atropos_verl.trainer.drain.vllm_replica:DrainingVLLMHttpServer", "vLLM server actors",
           "always", "vLLM's default sleep mode aborts requests queued during the drain",

@@ -52,6 +52,7 @@ from .reject_ceiling import RejectionCeiling
 from .staleness import check_staleness, effective_max_staleness
 from .step_state import AtroposStepState
 from .temperature import ItemTemperatureProto, check_engine_supports
+from .unused_actors import not_started
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,8 @@ class AtroposRayTrainer(RayPPOTrainer):
     # -- workers --------------------------------------------------------------------------------------------------
     def init_workers(self) -> None:
         install_draining_replicas()
-        super().init_workers()
+        with not_started(self):  # verl's agent loop, reward loop and load balancer: environments generate
+            super().init_workers()
         self.drain = RolloutDrain(
             self.llm_server_manager.get_replicas(),
             timeout=float(self.atropos.drain_timeout),

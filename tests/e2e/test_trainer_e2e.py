@@ -42,6 +42,13 @@ def test_three_steps_with_finite_losses(run):
         assert m["timing_s/atropos_wait"] >= 0 and m["timing_s/sync"] > 0 and m["timing_s/train"] > 0
 
 
+def test_verls_generation_side_actors_are_not_started(run):
+    """Environments generate: verl's agent loop, reward loop and load balancer would be three idle processes."""
+    assert {"ray::WorkerDict", "ray::DrainingVLLMHttpServer"} <= run.ray_processes, run.ray_processes
+    unused = {"ray::AgentLoopWorker", "ray::RewardLoopWorker", "ray::GlobalRequestLoadBalancer"}
+    assert not unused & run.ray_processes, run.ray_processes
+
+
 def test_kl_grows_from_zero(run):
     steps = by_step(run)
     assert steps[1]["actor/kl_loss"] == pytest.approx(0.0, abs=1e-6)

@@ -62,6 +62,7 @@ class TrainerRun:
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     env_records: list[dict[str, Any]] = field(default_factory=list)
     api_status: dict[str, Any] = field(default_factory=dict)
+    ray_processes: set[str] = field(default_factory=set)  # titles of the trainer's Ray workers seen ("ray::...")
 
     def log(self, name: str = "trainer.log") -> str:
         path = self.work / name
@@ -120,6 +121,7 @@ def run_trainer(
     trainer = start_process(argv, log_path=work / "trainer.log", cwd=work)
     env_proc = None
     last_observed = 0.0
+    ray_processes: set[str] = set()
     deadline = time.monotonic() + timeout
     try:
         while not endpoints_file.exists():
@@ -147,7 +149,9 @@ def run_trainer(
         ckpt = work / "ckpt" / f"global_step_{kill_after_checkpoint}" / "data.pt"
         while trainer.poll() is None:
             if time.monotonic() - last_observed > 2.0:
-                shm.observe(p.pid for p in session_members(trainer.pid))
+                members = session_members(trainer.pid)
+                shm.observe(p.pid for p in members)
+                ray_processes.update(_ray_titles(members))
                 last_observed = time.monotonic()
             if kill_after_checkpoint is not None and ckpt.exists() and _logged(run_dir, kill_after_checkpoint):
                 shm.observe(p.pid for p in session_members(trainer.pid))
@@ -175,4 +179,18 @@ def run_trainer(
         quarantine=_jsonl(run_dir / "quarantine.jsonl"),
         env_records=_jsonl(work / "env_records.jsonl"),
         api_status=status,
+        ray_processes=ray_processes,
     )
+
+
+def _ray_titles(members: list[Any]) -> set[str]:
+    """Ray names each worker process after its actor class (`ray::WorkerDict`, `ray::WorkerDict.update_actor`)."""
+    titles = set()
+    for p in members:
+        try:
+            argv = p.cmdline()
+        except Exception:  # gone meanwhile
+            continue
+        if argv and argv[0].startswith("ray::"):
+            titles.add(argv[0].split()[0].split(".")[0])
+    return titles
