@@ -53,6 +53,7 @@ from .staleness import check_staleness, effective_max_staleness
 from .step_state import AtroposStepState
 from .temperature import ItemTemperatureProto, check_engine_supports
 from .unused_actors import not_started
+from .warm_up import start_warm_up
 
 logger = logging.getLogger(__name__)
 
@@ -391,9 +392,13 @@ class AtroposRayTrainer(RayPPOTrainer):
         self.weights_version = self.global_steps
         startup_times.record(self.run_dir, "trainer", "servers_ready")
         self._register()
-        publish_endpoints(self.atropos.endpoints_file, self.endpoints())
+        endpoints = self.endpoints()
+        publish_endpoints(self.atropos.endpoints_file, endpoints)
         logger.info("rollout servers published to %s", self.atropos.endpoints_file)
         startup_times.record(self.run_dir, "trainer", "endpoints_published")
+        # In the background: atroposlib's API registers environments only once the trainer polls /batch, and they
+        # then wait 5 s before generating, which the servers' first-request compile can use.
+        start_warm_up(endpoints.addresses, endpoints.served_model_name, self.run_dir)
 
         progress = StepProgress(self.total_training_steps, start=self.global_steps)
         self._first_step = self.global_steps + 1

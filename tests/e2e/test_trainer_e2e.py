@@ -5,6 +5,7 @@ replica and a tiny model, and a real Atropos environment generating against the 
 
 from __future__ import annotations
 
+import ast
 import math
 
 import pytest
@@ -47,6 +48,15 @@ def test_verls_generation_side_actors_are_not_started(run):
     assert {"ray::WorkerDict", "ray::DrainingVLLMHttpServer"} <= run.ray_processes, run.ray_processes
     unused = {"ray::AgentLoopWorker", "ray::RewardLoopWorker", "ray::GlobalRequestLoadBalancer"}
     assert not unused & run.ray_processes, run.ray_processes
+
+
+def test_servers_answer_the_warm_up_on_both_routes(run):
+    """verl's servers answer a token-id completion and a chat completion before the environment's first burst."""
+    log = (run.work / "trainer.log").read_text(errors="replace")
+    line = next(line for line in log.splitlines() if "rollout servers warmed up" in line)
+    warmed = ast.literal_eval(line.split("(seconds per route): ", 1)[1])
+    assert warmed and all(isinstance(s, float) for routes in warmed.values() for s in routes.values()), warmed
+    assert all(set(routes) == {"/v1/completions", "/v1/chat/completions"} for routes in warmed.values()), warmed
 
 
 def test_kl_grows_from_zero(run):
