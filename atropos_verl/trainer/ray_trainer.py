@@ -131,6 +131,12 @@ class AtroposRayTrainer(RayPPOTrainer):
         extension = OmegaConf.select(self.config, "actor_rollout_ref.rollout.engine_kwargs.vllm.worker_extension_cls")
         return call_with_timeout(fn, timeout_s=float(self.atropos.sync_timeout), what=what, hint=sync_hint(extension))
 
+    def _timed_drain(self, metrics: dict[str, float], timing_raw: dict[str, float]) -> None:
+        """Drain the servers under the `drain` timer, then move its wait for running requests to `drain_wait`."""
+        with marked_timer("drain", timing_raw):
+            metrics.update(self.drain.drain())
+        split_drain(timing_raw, metrics["sync/drain_wait_seconds"])
+
     def _wake_and_resume(self) -> dict[str, Any]:
         """Push the current weights (wakes the engines), then reopen generation for queued env requests."""
         result = self._bounded(lambda: self.checkpoint_manager.update_weights(self.global_steps), "update_weights()")
@@ -446,9 +452,7 @@ class AtroposRayTrainer(RayPPOTrainer):
                 batch = ItemTemperatureProto.wrap(batch)
                 if self.mode == "hybrid":
                     # The servers pause for the update: requests already running finish, new ones wait.
-                    with marked_timer("drain", timing_raw):
-                        metrics.update(self.drain.drain())
-                    split_drain(timing_raw, metrics["sync/drain_wait_seconds"])
+                    self._timed_drain(metrics, timing_raw)
                     if self.config.actor_rollout_ref.rollout.free_cache_engine:
                         # Without free_cache_engine the servers' sleep() frees nothing and returns at once (the CPU
                         # platform's default): skipping it saves the round trips and changes nothing.
@@ -469,9 +473,7 @@ class AtroposRayTrainer(RayPPOTrainer):
                 if self.mode == "async":
                     # The servers generated on the old weights during the update; requests running now finish on
                     # them, new ones wait through the push and run on the new weights.
-                    with marked_timer("drain", timing_raw):
-                        metrics.update(self.drain.drain())
-                    split_drain(timing_raw, metrics["sync/drain_wait_seconds"])
+                    self._timed_drain(metrics, timing_raw)
                 with marked_timer("update_weights", timing_raw, color="red"):
                     sync = self._wake_and_resume()
                 self.weights_version = self.global_steps

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 
@@ -59,7 +60,7 @@ def warm_up_servers(addresses: list[str], model: str, *, timeout: float = 120.0)
         return dict(zip(addresses, results, strict=True))
 
 
-def start_warm_up(addresses: list[str], model: str, run_dir: str | None) -> threading.Thread:
+def start_warm_up(addresses: list[str], model: str, run_dir: str | Path | None) -> threading.Thread:
     """`warm_up_servers` in a daemon thread; prints the seconds per route and records `trainer/servers_warmed`."""
 
     def run() -> None:
