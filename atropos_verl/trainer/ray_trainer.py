@@ -479,10 +479,12 @@ class AtroposRayTrainer(RayPPOTrainer):
                 self.weights_version = self.global_steps
                 metrics.update({f"sync/{k}": v for k, v in sync.items() if isinstance(v, int | float)})
             with marked_timer("served_stats", timing_raw):
-                versions = [v["version"] for v in served_stats(self.llm_server_manager.get_replicas())
-                            if v["version"] is not None]
+                served = served_stats(self.llm_server_manager.get_replicas())
+        versions = [v["version"] for v in served if v["version"] is not None]
         if versions:
             metrics["atropos/served_policy_version"] = float(min(versions))
+        if served:
+            metrics["atropos/served_aborted_total"] = float(sum(v.get("aborted", 0) for v in served))
         metrics.update({f"timing_s/{k}": v for k, v in timing_raw.items() if k not in metrics})
         metrics.update(time_split(timing_raw))
         metrics["atropos/wall_time"] = time.time()

@@ -43,8 +43,9 @@ def run(tmp_path_factory) -> TrainerRun:
                 f"atropos.batch_trace={work / 'trace.jsonl'}",
                 "actor_rollout_ref.actor.checkpoint.save_contents=[model,optimizer,extra,hf_model]",
             ],
-            # One batch queued ahead, as the launcher's default: the queue's age adds to the lag.
-            env_args=["--env.max_batches_offpolicy", "1"],
+            # One batch queued ahead, as the launcher's default: the queue's age adds to the lag. Two request
+            # loops keep requests arriving while the servers are paused for every push.
+            env_args=["--env.max_batches_offpolicy", "1", "--env.trickle", "2"],
         )  # fmt: skip
     result.model_dir = model_dir
     return result
@@ -126,6 +127,11 @@ def test_no_request_aborted_by_a_push(run):
     assert reasons and set(reasons) <= {"stop", "length"}, sorted(set(reasons))
     for m in trained(run).values():
         assert m["sync/aborted_requests"] == 0
+    # The servers' own count of choices answered as aborted (the env side retries those, so only the server sees
+    # them): a push that aborted its queued requests shows here.
+    steps = by_step(run)
+    assert steps[max(steps)]["atropos/served_aborted_total"] == 0, {s: m.get("atropos/served_aborted_total")
+                                                                     for s, m in steps.items()}
 
 
 def test_importance_correction_is_on(run):

@@ -6,11 +6,15 @@ It generates through `self.server.completion` on the trainer's published vLLM en
 `return_token_ids`, per-token logprobs), so every group carries `inference_logprobs`. It also records what the tests
 must check from the environment's side: every finish_reason it was served (an "abort" means a sync cut a request),
 and the greedy logprobs of one fixed probe prompt over time (they change only when new weights reach the server).
+With `trickle: N` it also keeps N short requests going back to back for its whole life, so that requests are always
+arriving while the trainer pauses the servers for a weight push (what a push must queue, never abort).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import random
 import time
@@ -26,6 +30,7 @@ MAX_TOKENS = 10
 class ProbeEnvConfig(BaseEnvConfig):
     record_path: str = ""
     temperature: float = 1.0
+    trickle: int = 0
 
 
 class TrainerProbeEnv(BaseEnv):
@@ -47,6 +52,16 @@ class TrainerProbeEnv(BaseEnv):
 
     async def setup(self) -> None:
         self.rng = random.Random(0)
+        self._trickles = [asyncio.create_task(self._trickle()) for _ in range(self.config.trickle)]
+
+    async def _trickle(self) -> None:
+        probe_ids = self.tokenizer.encode(PROBE_PROMPT, add_special_tokens=False)
+        while True:
+            try:
+                await self._complete(probe_ids, n=1, max_tokens=2, temperature=0.0)
+            except Exception as exc:  # noqa: BLE001 - the servers may not be up yet; keep trickling
+                logging.getLogger(__name__).debug("trickle request failed: %s", exc)
+                await asyncio.sleep(0.5)
 
     async def get_next_item(self) -> tuple[int, int]:
         return self.rng.randint(10, 99), self.rng.randint(10, 99)

@@ -22,7 +22,9 @@ async def _completion(request):
     body = await request.json()
     if body.get("bad"):
         return JSONResponse({"error": "bad request"}, status_code=400)
-    return JSONResponse({"choices": [{"text": "x"}], "usage": {"prompt_tokens": 3, "completion_tokens": 7}})
+    reasons = body.get("finish_reasons", ["stop"])
+    return JSONResponse({"choices": [{"text": "x", "finish_reason": r} for r in reasons],
+                         "usage": {"prompt_tokens": 3, "completion_tokens": 7}})
 
 
 async def _stream(request):
@@ -45,7 +47,7 @@ def stamped_app() -> Starlette:
 
 @pytest.fixture
 def fresh_state(monkeypatch):
-    monkeypatch.setattr(policy_stamp, "_STATE", {"version": None, "answered": 0, "completion_tokens": 0})
+    monkeypatch.setattr(policy_stamp, "_STATE", {"version": None, "answered": 0, "completion_tokens": 0, "aborted": 0})
 
 
 def test_answers_carry_the_version_and_completions_are_counted(fresh_state):
@@ -63,7 +65,10 @@ def test_answers_carry_the_version_and_completions_are_counted(fresh_state):
     policy_stamp.set_version(5)
     assert client.post("/v1/completions", json={}).headers[POLICY_VERSION_HEADER] == "5"
     # 3 completions answered (the 400 is not one), 7 + 2 + 7 tokens; /health is not a completion.
-    assert policy_stamp.stats() == {"version": 5, "answered": 3, "completion_tokens": 16}
+    assert policy_stamp.stats() == {"version": 5, "answered": 3, "completion_tokens": 16, "aborted": 0}
+    # Choices a sync cut short are counted one by one.
+    client.post("/v1/completions", json={"finish_reasons": ["abort", "length", "abort"]})
+    assert policy_stamp.stats()["aborted"] == 2
 
 
 def test_overlap_is_the_difference_of_two_readings():

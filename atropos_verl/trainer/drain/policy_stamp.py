@@ -9,7 +9,8 @@ here. The header is written when the response starts, i.e. after a non-streamed 
 drained (no request runs across one), so that is the version that generated the whole completion.
 
 The same middleware counts answered generation requests, so the trainer can tell how many completed while the actor
-was updating (the overlap asynchronous mode exists for).
+was updating (the overlap asynchronous mode exists for), and the choices it answered with `finish_reason: "abort"`:
+what a weight sync that aborts instead of draining hands the environments (`atropos/served_aborted_total`).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from typing import Any
 
 from atropos_verl.wire import POLICY_VERSION_HEADER
 
-#: This process's served version (None until the first push), and the completions answered and the tokens they
-#: generated so far (from the `usage` of non-streamed answers).
-_STATE: dict[str, Any] = {"version": None, "answered": 0, "completion_tokens": 0}
+#: This process's served version (None until the first push), the completions answered and the tokens they generated
+#: so far (from the `usage` of non-streamed answers), and the choices answered as aborted.
+_STATE: dict[str, Any] = {"version": None, "answered": 0, "completion_tokens": 0, "aborted": 0}
 
 _COMPLETION_TOKENS = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
+_ABORTED = re.compile(rb'"finish_reason"\s*:\s*"abort"')
 
 #: Routes whose answers are completions (counted); every route gets the header.
 _GENERATION_PATHS = ("/v1/completions", "/v1/chat/completions")
@@ -34,7 +36,7 @@ def set_version(version: int) -> None:
 
 
 def stats() -> dict[str, Any]:
-    """{"version", "answered", "completion_tokens"}: what this server serves and what it has answered so far."""
+    """{"version", "answered", "completion_tokens", "aborted"}: what this server serves and has answered so far."""
     return dict(_STATE)
 
 
@@ -60,8 +62,10 @@ class PolicyVersionStamp:
                     message = {**message, "headers": headers}
                 counted = counted and message.get("status", 500) < 400
             elif message["type"] == "http.response.body" and counted:
-                if (match := _COMPLETION_TOKENS.search(message.get("body") or b"")) is not None:
+                body = message.get("body") or b""
+                if (match := _COMPLETION_TOKENS.search(body)) is not None:
                     _STATE["completion_tokens"] += int(match.group(1))
+                _STATE["aborted"] += len(_ABORTED.findall(body))
                 if not message.get("more_body", False):
                     _STATE["answered"] += 1
                     counted = False
