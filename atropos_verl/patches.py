@@ -128,6 +128,13 @@ PATCHES: tuple[Patch, ...] = (
           "called, yet each is a process importing verl during the first batch",
           "verl/trainer/ppo/ray_trainer.py:910-965, verl/workers/rollout/llm_server.py:400-515",
           "tests/trainer/test_unused_actors.py::test_init_workers_sees_the_stand_ins_then_verls_classes_again"),
+    Patch("gloo_checkpoint_engine", "verl.checkpoint_engine.base.CheckpointEngineRegistry", "registry entry",
+          "atropos_verl.platform.gloo_checkpoint_engine:GlooCheckpointEngine",
+          "actor workers and rollout CheckpointEngineWorkers (custom_backend_module)",
+          "checkpoint_engine.backend=gloo (standalone placement on " + CPU + ")",
+          "verl's checkpoint engines other than naive need an accelerator transport; naive reaches colocated "
+          "servers only", "verl/checkpoint_engine/base.py:49-99",
+          "tests/platform/test_gloo_checkpoint_engine.py::test_two_pushes_arrive_whole_over_one_group"),
     Patch("vllm_sleep_keeps_queue", "verl.workers.rollout.vllm_rollout.vllm_async_server.vLLMHttpServer._sleep_hybrid",
           "subclass method", "atropos_verl.trainer.drain.vllm_replica:DrainingVLLMHttpServer", "vLLM server actors",
           "always", "vLLM's default sleep mode aborts requests queued during the drain",
