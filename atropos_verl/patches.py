@@ -128,6 +128,13 @@ PATCHES: tuple[Patch, ...] = (
           "called, yet each is a process importing verl during the first batch",
           "verl/trainer/ppo/ray_trainer.py:910-965, verl/workers/rollout/llm_server.py:400-515",
           "tests/trainer/test_unused_actors.py::test_init_workers_sees_the_stand_ins_then_verls_classes_again"),
+    Patch("standalone_servers", "verl.trainer.ppo.ray_trainer.LLMServerManager",
+          "module global rebound while init_workers runs", "atropos_verl.trainer.placement:standalone_servers",
+          "trainer driver", "atropos.placement=standalone",
+          "verl 0.9.1's RayPPOTrainer always hands its actor worker group to LLMServerManager.create (hybrid "
+          "servers); without one verl starts its own standalone replicas",
+          "verl/trainer/ppo/ray_trainer.py:951-953, verl/workers/rollout/llm_server.py:472-483",
+          "tests/trainer/test_placement.py::test_servers_are_built_without_the_worker_group_only_inside_the_block"),
     Patch("gloo_checkpoint_engine", "verl.checkpoint_engine.base.CheckpointEngineRegistry", "registry entry",
           "atropos_verl.platform.gloo_checkpoint_engine:GlooCheckpointEngine",
           "actor workers and rollout CheckpointEngineWorkers (custom_backend_module)",
@@ -135,6 +142,13 @@ PATCHES: tuple[Patch, ...] = (
           "verl's checkpoint engines other than naive need an accelerator transport; naive reaches colocated "
           "servers only", "verl/checkpoint_engine/base.py:49-99",
           "tests/platform/test_gloo_checkpoint_engine.py::test_two_pushes_arrive_whole_over_one_group"),
+    Patch("drained_push", "verl.checkpoint_engine.base.CheckpointEngineManager.abort_replicas", "subclass method",
+          "atropos_verl.trainer.drain.checkpoint_manager:DrainedCheckpointManager", "trainer driver",
+          "atropos.placement=standalone (rollout.checkpoint_manager_class)",
+          "verl's push to standalone replicas aborts every running and queued request first; the trainer has "
+          "drained the servers already and environments would score aborted completions",
+          "verl/checkpoint_engine/base.py:510-562",
+          "tests/e2e/test_async_e2e.py::test_no_request_aborted_by_a_push"),
     Patch("vllm_sleep_keeps_queue", "verl.workers.rollout.vllm_rollout.vllm_async_server.vLLMHttpServer._sleep_hybrid",
           "subclass method", "atropos_verl.trainer.drain.vllm_replica:DrainingVLLMHttpServer", "vLLM server actors",
           "always", "vLLM's default sleep mode aborts requests queued during the drain",

@@ -3,7 +3,8 @@
 """Hybrid vs asynchronous mode on the CPU demo task: one run each, same seeds, same warm-started model; prints a table
 and writes one PNG with both held-out-accuracy curves against wall-clock time.
 
-    python benchmarks/bench_async_vs_hybrid.py [--workdir DIR] [--modes hybrid async] [--max-batches-offpolicy N]
+    python benchmarks/bench_async_vs_hybrid.py [--workdir DIR] [--modes hybrid async async-standalone]
+        [--max-batches-offpolicy N]
         [-- extra verl overrides]
 
 Per mode, from the trainer's metrics.jsonl and the addition env's eval log:
@@ -33,6 +34,12 @@ from bench_cpu_demo import CONFIG, run_demo  # noqa: E402
 
 from atropos_verl.demo.report import eval_points, trainer_steps  # noqa: E402
 
+#: What each compared run sets: the mode, and for async runs where verl's servers run (docs/async.md "Placement").
+RUNS = {
+    "hybrid": ["atropos.mode=hybrid"],
+    "async": ["atropos.mode=async"],
+    "async-standalone": ["atropos.mode=async", "atropos.placement=standalone"],
+}
 KEEP = ("metrics.jsonl", "eval_metrics.jsonl", "demo_result.json", "quarantine.jsonl")
 
 
@@ -99,7 +106,7 @@ def plot(curves: dict[str, tuple[list[float], list[float]]], out: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workdir", type=Path, default=None)
-    ap.add_argument("--modes", nargs="+", default=["hybrid", "async"], choices=["hybrid", "async"])
+    ap.add_argument("--modes", nargs="+", default=["hybrid", "async"], choices=list(RUNS))
     ap.add_argument("--max-batches-offpolicy", type=int, default=None,
                     help="the environment's max_batches_offpolicy (default: the demo config's)")
     ap.add_argument("overrides", nargs="*")
@@ -118,7 +125,7 @@ def main() -> int:
     for mode in args.modes:
         print(f"== {mode} ({work})", flush=True)
         # The same workdir keeps the warm-started model of the first run: both modes start from the same weights.
-        result = run_demo(work, config, [f"atropos.mode={mode}", *args.overrides], keep_model=True)
+        result = run_demo(work, config, [*RUNS[mode], *args.overrides], keep_model=True)
         if result is None:
             return 1
         run_dir = work / "runs" / "cpu_demo"

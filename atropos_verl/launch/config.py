@@ -114,6 +114,10 @@ class RunConfig(_Strict):
         "hybrid", description="hybrid = the servers pause while the actor updates; async = they keep generating on "
         "the previous weights (groups 1-2 steps stale, bounded by max_staleness; see docs/async.md)"
     )
+    placement: Literal["shared", "standalone"] = Field(
+        "shared", description="shared = verl's servers run on the training workers' devices; standalone (async "
+        "mode) = on devices of their own, weights pushed through verl's checkpoint engine (see docs/async.md)"
+    )
     max_staleness: int | None = Field(
         None, ge=0, description="steps a group's policy may lag before it is rejected (null: 2 in async mode)"
     )

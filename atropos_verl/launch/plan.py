@@ -19,6 +19,7 @@ from atropos_verl.errors import ConfigError
 from atropos_verl.launch import hooks
 from atropos_verl.launch.config import EnvironmentSpec, RunConfig
 from atropos_verl.launch.processes import free_port, port_is_free
+from atropos_verl.trainer.placement import apply_standalone_defaults, placement_problems
 
 # The trainer's entry point; a verl recipe wrapping it (recipe/atropos/main_atropos.py) takes the same overrides.
 TRAINER_MODULE = "atropos_verl.trainer.main"
@@ -145,6 +146,7 @@ def make_plan(
         f"trainer.default_local_dir={run_dir / 'checkpoints'}",
         f"trainer.experiment_name={config.run_name}",
         f"atropos.mode={config.mode}",
+        f"atropos.placement={config.placement}",
     ]
     if config.max_staleness is not None:
         ours.append(f"atropos.max_staleness={config.max_staleness}")
@@ -158,6 +160,10 @@ def make_plan(
         verl_cfg = compose_trainer_config(overrides)
     except Exception as exc:  # Hydra's own message names the bad override
         raise ConfigError(f"verl overrides: {exc}") from None
+    # Where the servers run is settled now, not after the model build and Ray: the trainer's defaults, then its check.
+    apply_standalone_defaults(verl_cfg, overrides, cpu_platform=not has_accelerator)
+    if problems := placement_problems(verl_cfg):
+        raise ConfigError("; ".join(problems))
 
     group_size = int(verl_cfg.actor_rollout_ref.rollout.n)
     max_prompt = int(verl_cfg.data.max_prompt_length)

@@ -13,6 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from atropos_verl.errors import ConfigError
 
+from .placement import placement_problems
+
 GROUP_ESTIMATORS = ("grpo", "grpo_passk", "grpo_vectorized", "rloo", "rloo_vectorized", "opo", "gpg")
 ROLLOUT_BACKENDS = ("vllm", "sglang")
 MODES = ("hybrid", "async")
@@ -94,6 +96,7 @@ def atropos_problems(config: DictConfig) -> list[str]:
     if _get(config, "atropos.on_drain_timeout") not in ("abort", "fail"):
         problems.append("atropos.on_drain_timeout must be 'abort' or 'fail'")
     problems += mode_problems(config)
+    problems += placement_problems(config)
     return problems
 
 

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .config_check import check_config
 from .old_log_probs import route_bypass_loss
+from .placement import apply_standalone_defaults, rollout_ranks
 from .reject_ceiling import NothingToLearnError
 
 logger = logging.getLogger(__name__)
@@ -38,9 +39,12 @@ FREE_CACHE_KEY = "actor_rollout_ref.rollout.free_cache_engine"
 
 def _apply_mode_defaults(config: DictConfig, user_overrides: list[str]) -> None:
     """Asynchronous mode keeps the servers' memory through every push (`free_cache_engine=false`) unless the user set
-    the key, which `config_check` then reports."""
+    the key, which `config_check` then reports; standalone placement gets its checkpoint engine and manager."""
     if OmegaConf.select(config, "atropos.mode") != "async":
         return
+    from atropos_verl.platform import is_active
+
+    apply_standalone_defaults(config, user_overrides, cpu_platform=is_active())
     if any(o.split("=", 1)[0].lstrip("+~") == FREE_CACHE_KEY for o in user_overrides):
         return
     OmegaConf.update(config, FREE_CACHE_KEY, False, merge=True, force_add=True)
@@ -99,7 +103,7 @@ def _start_ray(config: DictConfig) -> Any:
     if is_active():
         from atropos_verl.platform.ray_cluster import logical_cpus_needed, start_ray
 
-        ranks = int(config.trainer.n_gpus_per_node) * int(config.trainer.nnodes)
+        ranks = int(config.trainer.n_gpus_per_node) * int(config.trainer.nnodes) + rollout_ranks(config)
         return start_ray(num_cpus=max(logical_cpus_needed(ranks), os.cpu_count() or 1), env_vars=env_vars)
     from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
 

@@ -46,6 +46,7 @@ from .endpoints import Endpoints, publish_endpoints
 from .env_names import EnvNames
 from .metrics import group_metrics, rejected_by_env, rejection_metrics, split_drain, temperature_metrics, time_split
 from .old_log_probs import bypass_enabled, take_rollout_log_probs
+from .placement import STANDALONE, placement_of, standalone_servers
 from .progress import StepProgress
 from .quarantine import QuarantineFile
 from .reject_ceiling import RejectionCeiling
@@ -94,6 +95,7 @@ class AtroposRayTrainer(RayPPOTrainer):
             steps=int(self.atropos.reject_ceiling.steps), fraction=float(self.atropos.reject_ceiling.fraction)
         )
         self.mode = str(self.atropos.get("mode", "hybrid"))
+        self.placement = placement_of(self.config)
         #: The step whose update produced the actor's (and the servers') current weights: staleness is counted in
         #: updates, so a skipped step (nothing usable in its batch) does not age the groups in flight.
         self.weights_version = 0
@@ -117,7 +119,9 @@ class AtroposRayTrainer(RayPPOTrainer):
     # -- workers --------------------------------------------------------------------------------------------------
     def init_workers(self) -> None:
         install_draining_replicas()
-        with not_started(self):  # verl's agent loop, reward loop and load balancer: environments generate
+        # verl's agent loop, reward loop and load balancer are not started (environments generate); standalone
+        # placement builds the servers on their own resource pools.
+        with not_started(self), standalone_servers(self.placement == STANDALONE):
             super().init_workers()
         self.drain = RolloutDrain(
             self.llm_server_manager.get_replicas(),

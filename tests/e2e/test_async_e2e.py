@@ -29,17 +29,19 @@ STALE_GROUP = {
 }
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> TrainerRun:
+@pytest.fixture(scope="module", params=["shared", "standalone"])
+def run(request, tmp_path_factory) -> TrainerRun:
+    """One run per placement: servers beside the training worker, and verl's standalone replicas (gloo push)."""
     from tests.e2e.cpu_harness import build_model
 
-    work = tmp_path_factory.mktemp("async_e2e")
+    work = tmp_path_factory.mktemp(f"async_e2e_{request.param}")
     model_dir = build_model(work / "model")
     with AtroposAPIProcess(log_path=work / "api.log") as api:
         result = run_trainer(
             model_dir, work, steps=STEPS, api=api, post_first=[STALE_GROUP],
             extra_overrides=[
                 "atropos.mode=async",
+                f"atropos.placement={request.param}",
                 f"atropos.batch_trace={work / 'trace.jsonl'}",
                 "actor_rollout_ref.actor.checkpoint.save_contents=[model,optimizer,extra,hf_model]",
             ],
@@ -48,6 +50,7 @@ def run(tmp_path_factory) -> TrainerRun:
             env_args=["--env.max_batches_offpolicy", "1", "--env.trickle", "2"],
         )  # fmt: skip
     result.model_dir = model_dir
+    result.placement = request.param
     return result
 
 
@@ -138,3 +141,16 @@ def test_importance_correction_is_on(run):
     assert len(trained(run)) >= STEPS - 1
     for m in trained(run).values():
         assert any(k.startswith("rollout_corr/rollout_is") for k in m), sorted(m)
+
+
+def test_standalone_servers_run_apart_and_take_pushed_weights(run):
+    """Standalone placement: verl's checkpoint-engine worker serves the replica (not the training worker) and every
+    push after an update went through the gloo engine; shared placement pushes in place (verl's naive sync)."""
+    pushed = [m for m in trained(run).values() if "sync/gloo_push_bytes" in m]
+    if run.placement == "shared":
+        assert not pushed and "ray::CheckpointEngineWorker" not in run.ray_processes, run.ray_processes
+        return
+    assert {"ray::WorkerDict", "ray::CheckpointEngineWorker", "ray::DrainingVLLMHttpServer"} <= run.ray_processes
+    assert len(pushed) == len(trained(run)), sorted(trained(run)[max(trained(run))])
+    assert all(m["sync/gloo_push_bytes"] > 0 and m["sync/gloo_push_seconds"] > 0 for m in pushed)
+    print("gloo push seconds per step:", [round(m["sync/gloo_push_seconds"], 4) for m in pushed])

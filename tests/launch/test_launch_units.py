@@ -80,6 +80,20 @@ def test_async_mode_warns_of_queues_deeper_than_the_staleness_bound(tmp_path):
     assert "max_staleness >= 2" in strict
 
 
+def test_standalone_placement_is_settled_before_anything_starts(tmp_path):
+    doc = {**BASE, "output_dir": str(tmp_path), "placement": "standalone"}
+    with pytest.raises(ConfigError, match="needs atropos.mode=async"):
+        make_plan(load_run_config(write(tmp_path, doc)), [], has_accelerator=False)
+    for accelerator, backend in ((False, "gloo"), (True, "nccl")):
+        plan = make_plan(load_run_config(write(tmp_path, {**doc, "mode": "async", "backend": "vllm"})), [],
+                         has_accelerator=accelerator)
+        assert "atropos.placement=standalone" in plan.trainer_overrides
+        assert plan.verl.actor_rollout_ref.rollout.checkpoint_engine.backend == backend
+    with pytest.raises(ConfigError, match="backend=naive"):
+        make_plan(load_run_config(write(tmp_path, {**doc, "mode": "async"})),
+                  ["actor_rollout_ref.rollout.checkpoint_engine.backend=naive"], has_accelerator=False)
+
+
 def test_derived_env_settings_follow_the_trainer_config(tmp_path):
     verl = ["actor_rollout_ref.rollout.n=8", "data.max_response_length=16"]
     doc = {**BASE, "output_dir": str(tmp_path), "verl": verl,
