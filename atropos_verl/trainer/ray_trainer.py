@@ -144,7 +144,8 @@ class AtroposRayTrainer(RayPPOTrainer):
     def _wake_and_resume(self) -> dict[str, Any]:
         """Push the current weights (wakes the engines), then reopen generation for queued env requests."""
         result = self._bounded(lambda: self.checkpoint_manager.update_weights(self.global_steps), "update_weights()")
-        self._bounded(self.checkpoint_manager.resume_generation_replicas, "resume_generation_replicas()")
+        if self.checkpoint_manager.backend == "naive":  # verl's push through any other engine ends by resuming
+            self._bounded(self.checkpoint_manager.resume_generation_replicas, "resume_generation_replicas()")
         return result or {}
 
     def endpoints(self) -> Endpoints:
@@ -462,12 +463,10 @@ class AtroposRayTrainer(RayPPOTrainer):
                         # platform's default): skipping it saves the round trips and changes nothing.
                         with marked_timer("sleep_replicas", timing_raw):
                             self._bounded(self.checkpoint_manager.sleep_replicas, "sleep_replicas()")
-                with marked_timer("served_stats", timing_raw):
-                    served_before = served_stats(self.llm_server_manager.get_replicas())
+                if self.mode == "async":  # in hybrid mode the servers are paused through the update
+                    with marked_timer("served_stats", timing_raw):
+                        served_before = served_stats(self.llm_server_manager.get_replicas())
                 self._train_on(batch, metrics, timing_raw)
-                with marked_timer("served_stats", timing_raw):
-                    served_after = served_stats(self.llm_server_manager.get_replicas())
-                metrics.update(overlap_metrics(served_before, served_after))
                 if self.config.trainer.save_freq > 0 and (
                     self.global_steps % self.config.trainer.save_freq == 0
                     or self.global_steps >= self.total_training_steps
@@ -478,6 +477,7 @@ class AtroposRayTrainer(RayPPOTrainer):
                     # The servers generated on the old weights during the update; requests running now finish on
                     # them, new ones wait through the push and run on the new weights.
                     self._timed_drain(metrics, timing_raw)
+                    metrics.update(overlap_metrics(served_before, self.drain.last_served))
                 with marked_timer("update_weights", timing_raw, color="red"):
                     sync = self._wake_and_resume()
                 self.weights_version = self.global_steps

@@ -170,3 +170,13 @@ def test_drain_wait_counts_only_servers_that_had_requests_running():
     metrics = RolloutDrain([Replica(busy), Replica(idle)], timeout=1).drain()
     assert metrics["sync/drain_seconds_max"] == 0.5 and metrics["sync/drain_wait_seconds"] == 0.3
     assert RolloutDrain([Replica(idle)], timeout=1).drain()["sync/drain_wait_seconds"] == 0.0
+
+
+def test_the_drain_keeps_each_servers_reading_for_the_overlap():
+    """The servers report their answered counters as the pause begins: the async step's overlap needs no extra call."""
+    reading = {"version": 3, "answered": 12, "completion_tokens": 96, "aborted": 0}
+    drain = RolloutDrain([Replica({"drained": True, "in_flight": 0, "left": 0, "seconds": 0.0, "served": reading}),
+                          Replica({"drained": True, "in_flight": 0, "left": 0, "seconds": 0.0})], timeout=1)
+    assert drain.last_served == []
+    drain.drain()
+    assert drain.last_served == [reading]  # the server without counters (SGLang) reports none

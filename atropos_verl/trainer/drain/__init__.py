@@ -95,6 +95,8 @@ class RolloutDrain:
         if on_timeout not in ("abort", "fail"):
             raise ValueError(f"on_timeout must be 'abort' or 'fail', not {on_timeout!r}")
         self.replicas = list(replicas)
+        #: Each server's `policy_stamp.stats()` as the last drain began (servers that report them), [] before any.
+        self.last_served: list[dict[str, Any]] = []
         self.timeout = float(timeout)
         self.on_timeout = on_timeout
         self.abort = abort
@@ -112,6 +114,7 @@ class RolloutDrain:
             results = self._drain_all()
         except TimeoutError:
             results = [{"drained": False, "in_flight": -1, "left": -1, "seconds": self.timeout}]
+        self.last_served = [r["served"] for r in results if r.get("served") is not None]
         left = sum(max(int(r["left"]), 0) for r in results if not r["drained"])
         metrics = {
             "sync/in_flight_at_drain": float(sum(max(int(r["in_flight"]), 0) for r in results)),

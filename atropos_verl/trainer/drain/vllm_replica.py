@@ -3,7 +3,7 @@
 """verl's vLLM replica with a drained pause and a sleep that keeps queued requests.
 
 Two changes to `vLLMHttpServer`, both through its own hook points, everything else inherited:
-- `drain_generation(timeout)`: see `engines.drain_vllm`.
+- `drain_generation(timeout)`: see `engines.drain_vllm`; it also reports `policy_stamp.stats()` as the pause began.
 - `set_global_steps` (verl calls it after every weight push) also sets the policy version the server stamps on its
   answers (`policy_stamp`); `policy_stats()` reports it with the count of completions answered.
 - `_sleep_hybrid`: vLLM's `sleep()` pauses the scheduler first, by default with `mode="abort"`, which also aborts
@@ -32,7 +32,8 @@ class DrainingVLLMHttpServer(vLLMHttpServer):
     async def drain_generation(self, timeout: float) -> dict[str, Any] | None:
         if self.node_rank != 0:
             return None
-        return await drain_vllm(self.engine, timeout)
+        served = policy_stamp.stats()  # what was answered up to the pause: the trainer's overlap reading, no extra call
+        return {**await drain_vllm(self.engine, timeout), "served": served}
 
     async def set_global_steps(self, global_steps: int) -> None:
         await super().set_global_steps(global_steps)
