@@ -96,7 +96,7 @@ def plot(curves: dict[str, tuple[list[float], list[float]]], out: Path) -> None:
         ax.plot(xs, ys, marker="o", label=mode)
     ax.set_xlabel("seconds since the first training step began")
     ax.set_ylabel("env eval accuracy (200 held-out pairs)")
-    ax.set_title("CPU demo: hybrid vs async")
+    ax.set_title(f"CPU demo: {' vs '.join(curves)}")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
