@@ -77,12 +77,12 @@ def placement_problems(config: Any) -> list[str]:
         return [f"atropos.placement={placement!r}: use one of {', '.join(PLACEMENTS)}"]
     if placement != STANDALONE:
         return []
-    problems = []
-    if OmegaConf.select(config, "atropos.mode") != "async":
-        problems.append(
+    if OmegaConf.select(config, "atropos.mode") != "async":  # the settings below are async mode's defaults
+        return [
             "atropos.placement=standalone needs atropos.mode=async: servers on their own devices exist to keep "
             "generating while the actor updates"
-        )
+        ]
+    problems = []
     backend = OmegaConf.select(config, f"{ROLLOUT}.checkpoint_engine.backend")
     if backend == "naive":
         problems.append(
