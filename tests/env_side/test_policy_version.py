@@ -40,7 +40,7 @@ def server():
 
 def test_both_http_clients_record_the_served_version(server, monkeypatch):
     policy_version.install()
-    monkeypatch.setattr(policy_stamp, "_STATE", {"version": None, "answered": 0, "completion_tokens": 0})
+    monkeypatch.setattr(policy_stamp, "_STATE", {"version": None, "answered": 0, "completion_tokens": 0, "aborted": 0})
 
     async def rollout() -> rollout_task.TaskRecord:
         token = rollout_task._current.set(rollout_task.TaskRecord())
