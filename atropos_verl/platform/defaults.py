@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from atropos_verl.hydra_overrides import user_keys
 from atropos_verl.vllm_idle import BUSY_LOOP_ENV, DEFAULT_BUSY_LOOP_S
 
 from .vllm_worker_ext_path import WORKER_EXTENSION_CLS
@@ -68,27 +69,6 @@ ENV_DEFAULTS: dict[str, str] = {
     "TOKENIZERS_PARALLELISM": "false",
     BUSY_LOOP_ENV: str(DEFAULT_BUSY_LOOP_S),
 }
-
-
-def _override_key(override: str) -> str | None:
-    head = override.split("=", 1)[0].strip()
-    return head.lstrip("+~").strip() or None
-
-
-def _override_value(override: str) -> Any:
-    if "=" not in override:
-        return None
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    try:
-        return OverridesParser.create().parse_override(override).value()
-    except Exception:
-        return override.split("=", 1)[1].strip()
-
-
-def user_keys(user_overrides: Iterable[str]) -> dict[str, Any]:
-    """Keys (and values) the user set in Hydra override strings such as `a.b=1`, `+a.c=x`, `~a.d`."""
-    return {k: _override_value(o) for o in user_overrides if (k := _override_key(o))}
 
 
 def _check_required(given: Mapping[str, Any]) -> None:

@@ -78,8 +78,6 @@ class GlooCheckpointEngine(CheckpointEngine):
         self._address: tuple[str, int] | None = None
         self._store: dist.Store | None = None
         self._group: Any = None
-        #: Seconds and bytes of the last push, reported by the sender to verl's manager (and so to the step metrics).
-        self.last_push: dict[str, float] = {}
 
     # -- topology ----------------------------------------------------------------------------------------------------
     def prepare(self) -> dict[str, Any]:
@@ -184,8 +182,8 @@ class GlooCheckpointEngine(CheckpointEngine):
             pieces.append(chunk.detach().to("cpu").reshape(-1).view(torch.uint8))
             offset += meta.chunk_size
         sent += await self._send_bucket(pieces, {"bucket_meta": bucket, "is_last": True})
-        self.last_push = {"gloo_push_seconds": time.monotonic() - start, "gloo_push_bytes": float(sent)}
-        return dict(self.last_push)
+        # Returned to verl's manager, which hands the sender's metrics to the trainer (`sync/gloo_push_*`).
+        return {"gloo_push_seconds": time.monotonic() - start, "gloo_push_bytes": float(sent)}
 
     async def _receive_bucket(self) -> tuple[dict[str, Any], torch.Tensor]:
         length = torch.zeros(1, dtype=torch.int64)

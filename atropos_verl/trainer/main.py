@@ -17,6 +17,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from atropos_verl.hydra_overrides import override_key
+
 from .config_check import check_config
 from .old_log_probs import route_bypass_loss
 from .placement import apply_standalone_defaults, rollout_ranks
@@ -45,7 +47,7 @@ def _apply_mode_defaults(config: DictConfig, user_overrides: list[str]) -> None:
     from atropos_verl.platform import is_active
 
     apply_standalone_defaults(config, user_overrides, cpu_platform=is_active())
-    if any(o.split("=", 1)[0].lstrip("+~") == FREE_CACHE_KEY for o in user_overrides):
+    if any(override_key(o) == FREE_CACHE_KEY for o in user_overrides):
         return
     OmegaConf.update(config, FREE_CACHE_KEY, False, merge=True, force_add=True)
 

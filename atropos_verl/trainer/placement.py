@@ -23,6 +23,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from atropos_verl.hydra_overrides import override_key
+
 SHARED, STANDALONE = "shared", "standalone"
 PLACEMENTS = (SHARED, STANDALONE)
 GLOO_MODULE = "atropos_verl.platform.gloo_checkpoint_engine"
@@ -50,7 +52,7 @@ def apply_standalone_defaults(config: DictConfig, user_overrides: list[str], *, 
     """Fill in `standalone_defaults` for keys the user did not override; load the gloo backend where it is used."""
     if placement_of(config) != STANDALONE:
         return
-    set_by_user = {o.split("=", 1)[0].lstrip("+~") for o in user_overrides}
+    set_by_user = {override_key(o) for o in user_overrides}
     for key, value in standalone_defaults(cpu_platform=cpu_platform).items():
         if key == f"{ROLLOUT}.nnodes" and OmegaConf.select(config, key):
             continue  # a rollout node count in the config itself is the user's choice too

@@ -29,8 +29,6 @@ class DrainedCheckpointManager(CheckpointEngineManager):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pushing = False
-        #: Aborts verl's push asked for and this class skipped (one per push), for tests and the log.
-        self.skipped_aborts = 0
 
     @auto_await
     async def update_weights(self, global_steps: int | None = None) -> dict[str, Any]:
@@ -43,6 +41,5 @@ class DrainedCheckpointManager(CheckpointEngineManager):
     @auto_await
     async def abort_replicas(self, reject_request: bool = False) -> None:
         if self._pushing:  # the replicas are drained and paused: nothing runs, and what waits must not be aborted
-            self.skipped_aborts += 1
             return
         await super().abort_replicas(reject_request=reject_request)
