@@ -7,6 +7,7 @@ prepare on every rank, `build_topology` on the gathered metadata, `init_process_
 from __future__ import annotations
 
 import asyncio
+import io
 import multiprocessing as mp
 from typing import Any
 
@@ -41,7 +42,10 @@ def _receiver(conn: Any) -> None:
 
         received.append(asyncio.run(receive()))
         engine.finalize()
-    conn.send(received)
+    # Serialised to bytes: a pickled tensor travels as a shared-memory handle that dies with this process.
+    buffer = io.BytesIO()
+    torch.save(received, buffer)
+    conn.send_bytes(buffer.getvalue())
 
 
 @pytest.mark.timeout(120)
@@ -64,7 +68,7 @@ def test_two_pushes_arrive_whole_over_one_group() -> None:
             assert sender._group is group  # reused, not rebuilt
             results.append(asyncio.run(sender.send_weights(iter(_weights(step).items()))))
             sender.finalize()
-        received = parent.recv()
+        received = torch.load(io.BytesIO(parent.recv_bytes()))
     finally:
         proc.join(timeout=60)
         if proc.is_alive():
