@@ -8,6 +8,7 @@ token budget and tokenizer are derived from it and cannot disagree with it.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,13 +88,25 @@ def resolve_backend(requested: str, has_accelerator: bool) -> str:
 
 
 def compose_trainer_config(overrides: list[str]) -> DictConfig:
-    """The trainer's config, composed from the same YAML and overrides `atropos_verl.trainer.main` receives."""
+    """The trainer's config, composed from the same YAML and overrides `atropos_verl.trainer.main` receives.
+
+    verl's YAML is found on disk: the config's `pkg://verl.trainer.config` search path would import verl (torch,
+    tensordict: seconds on the start-up's critical path) only to locate files."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="atropos_verl.trainer.config", version_base=None):
-        return compose(config_name="atropos_trainer", overrides=overrides)
+        return compose(config_name="atropos_trainer", overrides=[*overrides, _verl_search_path()])
+
+
+def _verl_search_path() -> str:
+    """`hydra.searchpath` naming verl's config directory as a file path, found without importing verl."""
+    spec = importlib.util.find_spec("verl")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("verl is not installed: the trainer's config is verl's ppo_trainer config")
+    config_dir = Path(next(iter(spec.submodule_search_locations))) / "trainer" / "config"
+    return f"hydra.searchpath=[file://{config_dir}]"
 
 
 def _resolve_env_target(spec: EnvironmentSpec, checkout: Path | None, base_dir: Path) -> str:
