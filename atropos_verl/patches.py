@@ -78,6 +78,13 @@ PATCHES: tuple[Patch, ...] = (
           "FSDP workers", CPU, "CPUOffloadPolicy(pin_memory=True) calls pin_memory(), which needs an accelerator",
           "verl/workers/engine/fsdp/transformer_impl.py:459-463",
           "tests/platform/test_engine_patches.py::test_p4_offload_policy_is_unpinned"),
+    Patch("chunked_logprobs", "verl.workers.engine.fsdp.transformer_impl.logprobs_from_logits",
+          "post-import hook, module global rebound", "atropos_verl.platform.logprobs:use_chunked_logprobs",
+          "FSDP workers", CPU,
+          "without flash-attn verl calls logsumexp once per token row of a micro-batch's logits, forward and backward; "
+          "in chunks the values and gradients are bit-equal and the CPU update is faster",
+          "verl/utils/torch_functional.py:194-199",
+          "tests/platform/test_logprobs.py::test_p7_upstream_loops_over_rows_without_flash_attn"),
     Patch("cpu_config_values", "verl.trainer.config (ppo_trainer)", "config values",
           "atropos_verl.platform.defaults:apply_cpu_defaults", "trainer driver", CPU,
           "the only values that run on CPU: fp32, FSDP2, no sleep mode, naive checkpoint engine, eager vLLM",

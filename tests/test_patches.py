@@ -23,7 +23,7 @@ PACKAGE = ROOT / "atropos_verl"
 SITE = re.compile(
     r"\bwhen_imported\(|\bwrap_method\(|Registry\.register\(|\bmetadata\.version = |ray_constants\.\w+ = "
     r"|server_manager\.\w+ = |\.is_pause = |tracking\.logger\[|\bVLLM_KEY_ENV\] = |module\.CPUOffloadPolicy = "
-    r"|_STAND_INS = |module\.LLMServerManager = "
+    r"|_STAND_INS = |module\.LLMServerManager = |module\.logprobs_from_logits = "
 )
 MECHANISM_MODULES = {"atropos_verl/import_hooks.py", "atropos_verl/env_side/patching.py"}
 

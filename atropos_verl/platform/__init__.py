@@ -8,7 +8,7 @@ On a host with an accelerator (or with `VERL_PLATFORM` naming another platform) 
 changes nothing else. verl swallows plugin import errors at debug level, so this module must not raise.
 
 Patches (each names the upstream line it works around, each has a test under tests/platform/):
-  P1/P4 `engine`, P2 `distributed`, P3/P5 `cpu_platform`, P6/V2 `resources`, V1 `vllm_version`,
+  P1/P4 `engine`, P7 `logprobs`, P2 `distributed`, P3/P5 `cpu_platform`, P6/V2 `resources`, V1 `vllm_version`,
   V3 `vllm_worker_ext`; V4 `atropos_verl.vllm_idle` (a vLLM plugin); config defaults (C1-C3) in `defaults`.
 """
 
@@ -28,12 +28,13 @@ def activate() -> bool:
 
     if _active or not cpu_platform_requested():
         return _active
-    from . import distributed, engine, resources, vllm_version
+    from . import distributed, engine, logprobs, resources, vllm_version
 
     vllm_version.install()
     resources.install()
     distributed.install()
     engine.install()
+    logprobs.install()
     _active = True
     return True
 
