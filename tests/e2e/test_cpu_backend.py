@@ -117,6 +117,28 @@ def test_plugin_active_in_every_process(run):
     assert importlib.metadata.version("vllm") == "0.30.0+cpu"
 
 
+def test_vllm_model_runs_in_the_engine_core_process(run):
+    """C4: the server actor starts one engine core, and the model worker runs inside it (no third vLLM process)."""
+    import ray
+
+    def tree(_self):
+        import psutil as ps
+
+        me = ps.Process()
+        engines = [p for p in me.children() if "EngineCore" in " ".join(p.cmdline() + [p.name()])]
+        return [(" ".join(e.cmdline()), [c.name() for c in e.children(recursive=True)]) for e in engines]
+
+    server = run.trainer.llm_server_manager.get_replicas()[0].servers[0]
+    engines = ray.get(server.__ray_call__.remote(tree))
+    assert len(engines) == 1, engines
+    assert engines[0][1] == [], engines  # verl's "mp" would add VLLM::Worker under the engine core
+
+    def executor(_self):
+        return os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
+
+    assert ray.get(server.__ray_call__.remote(executor)) == "0"
+
+
 def test_weight_sync_socket_is_scoped_to_this_cluster(run):
     """Both ends of the colocated weight sync use the job id scoped by this cluster's node id (sync_socket.py).
 

@@ -36,12 +36,25 @@ def test_c2_engine_kwargs_override_verls_extension(plugin_active):
     assert src.index('"worker_extension_cls": self._get_worker_extension_cls()') < src.index("**engine_kwargs,\n")
 
 
+def test_c4_uni_executor_needs_verls_order_and_the_env(plugin_active):
+    """verl's "mp" is overridable by engine_kwargs, and vLLM-CPU keeps "uni" only when multiprocessing is "0"."""
+    from verl.workers.rollout.vllm_rollout import vllm_async_server as server
+    from vllm.platforms import cpu
+
+    src = inspect.getsource(server)
+    assert src.index('"distributed_executor_backend": "mp"') < src.index("**engine_kwargs,\n")
+    check = inspect.getsource(cpu.CpuPlatform.check_and_update_config)
+    assert f'os.environ.get("{defaults.UNI_EXECUTOR_ENV}", "1") == "1"' in check
+    assert defaults.ENV_DEFAULTS[defaults.UNI_EXECUTOR_ENV] == "0"
+
+
 def test_overrides_compose_with_verl_config_and_user_wins(plugin_active):
     user = ["actor_rollout_ref.rollout.enforce_eager=false", "actor_rollout_ref.rollout.name=vllm"]
     cfg = _compose(defaults.cpu_overrides(user) + user)
     r = cfg.actor_rollout_ref.rollout
     assert r.enable_sleep_mode is False and r.checkpoint_engine.backend == "naive"
     assert r.engine_kwargs.vllm.worker_extension_cls == defaults.WORKER_EXTENSION_CLS
+    assert r.engine_kwargs.vllm.distributed_executor_backend == "uni"
     assert r.dtype == "float32" and r.checkpoint_engine.update_weights_bucket_megabytes == 64
     assert r.enforce_eager is False  # the user's value
     assert cfg.trainer.device == "cpu" and cfg.trainer.use_v1 is False
