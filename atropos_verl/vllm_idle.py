@@ -2,13 +2,14 @@
 # SPDX-License-Identifier: Apache-2.0
 """Shorten vLLM's busy-wait on its shared-memory message queues (V4).
 
-vLLM's engine core and its worker process (vLLM-CPU always runs the worker in a separate process,
-`vllm/platforms/cpu.py`) exchange every forward pass through `shm_broadcast.MessageQueue`. A reader keeps spinning
-on the queue for `SpinCondition.busy_loop_s` = 1 s after its last read (`shm_broadcast.py`, `SpinCondition.wait`)
-before it sleeps on a socket. On a GPU host those spinning cores are spare; on the CPU platform they are the cores the
-actor update runs on: in hybrid mode the servers are paused right before the update, so both processes spin through
-most of it. Readers here spin for `busy_loop_s()` seconds instead (`ATROPOS_VERL_VLLM_BUSY_LOOP_S`), long enough to
-catch the next step of a running generation without sleeping, short enough to give the cores back to the trainer.
+Under the multiprocessing executor (vLLM-CPU's default, `vllm/platforms/cpu.py`: a stand-alone vLLM server, or verl's
+servers with "mp"; the CPU platform's verl servers default to "uni", C4 in `atropos_verl.platform.defaults`) the engine
+core and its worker process exchange every forward pass through `shm_broadcast.MessageQueue`. A reader keeps spinning on
+the queue for `SpinCondition.busy_loop_s` = 1 s after its last read (`shm_broadcast.py`, `SpinCondition.wait`) before it
+sleeps on a socket. On a GPU host those spinning cores are spare; on the CPU platform they are the cores the actor
+update runs on: in hybrid mode the servers are paused right before the update, so both processes spin through most of
+it. Readers here spin for `busy_loop_s()` seconds instead (`ATROPOS_VERL_VLLM_BUSY_LOOP_S`), long enough to catch the
+next step of a running generation without sleeping, short enough to give the cores back to the trainer.
 
 Installed by vLLM itself through the `vllm.general_plugins` entry point, which its engine core loads before it builds
 the queues (`vllm/v1/engine/core.py`, `load_general_plugins`) and its workers load too. Kept outside

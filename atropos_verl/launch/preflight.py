@@ -79,8 +79,9 @@ def _syntax_error(target: str) -> str | None:
 class EnvironmentCheck:
     """The import check of every environment target, running in its own interpreter while the launcher goes on.
 
-    It takes seconds (atroposlib imports torch), so the launcher starts the API and the trainer meanwhile and calls
-    `wait()` before anything depends on the environments: a bad target still fails the run within seconds.
+    It takes seconds (atroposlib imports torch), so the launcher finds or builds the model and starts the API and the
+    trainer meanwhile, and calls `wait()` before the trainer starts Ray (`atropos_verl.start_gate`) or any
+    environment starts: a bad target still fails the run within seconds.
     """
 
     def __init__(self, targets: Sequence[str], *, checkout: Path | None = None, timeout: float = TIMEOUT_S) -> None:
@@ -99,6 +100,11 @@ class EnvironmentCheck:
                                           stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL)
             self._started = time.monotonic()
 
+    def raise_known(self) -> None:
+        """Raise ConfigError now for what is known without the import (a file that does not parse); never waits."""
+        if self.errors:
+            raise ConfigError("\n".join(f"environments: {t}: {e}" for t, e in self.errors.items()))
+
     def wait(self) -> None:
         """Raise ConfigError with one line per environment target that does not import, naming the target."""
         if self._proc is not None:
@@ -110,8 +116,7 @@ class EnvironmentCheck:
                     from None
             self._proc = None
             self._collect(returncode)
-        if self.errors:
-            raise ConfigError("\n".join(f"environments: {t}: {e}" for t, e in self.errors.items()))
+        self.raise_known()
 
     def cancel(self) -> None:
         """Stop a check still running (the launcher is stopping for another reason); `wait()` then refuses."""

@@ -43,6 +43,7 @@ from atropos_verl.launch.trainer_restart import RESUMES_FILE, decide_resume, res
 from atropos_verl.launch.watchdog import start_watchdog, stopped
 from atropos_verl.server_key import KEY_ENV, KEY_FILE, new_key, write_key
 from atropos_verl.shm import ShmTracker
+from atropos_verl.start_gate import GATE_ENV, open_gate
 from atropos_verl.trainer.endpoints import Endpoints, read_endpoints
 
 logger = logging.getLogger(__name__)
@@ -132,8 +133,7 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
                          config_dir=config_path.parent.resolve(), model_path=model_path)
         timings = {"model_ready_s": time.time() - started}
         startup_times.record(config.run_dir, "launcher", "model_ready")
-        env_check.wait()  # ran while the model was built or found; nothing has started yet
-        startup_times.record(config.run_dir, "launcher", "envs_checked")
+        env_check.raise_known()  # a file that does not parse fails before anything starts
     except BaseException:
         if env_check is not None:
             env_check.cancel()
@@ -144,7 +144,7 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
     (plan.run_dir / "logs").mkdir(parents=True, exist_ok=True)
     plan.endpoints_file.unlink(missing_ok=True)  # a previous run's servers are gone
     (plan.run_dir / KEY_FILE).unlink(missing_ok=True)  # and so is their key
-    trainer_env = {}
+    trainer_env: dict[str, str] = {}
     if plan.needs_server_key:
         plan.server_key = new_key()
         write_key(plan.run_dir, plan.server_key)
@@ -159,6 +159,8 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
     watchdog = start_watchdog(plan.run_dir, temp_dir, empty_dirs)
     tmpdir_before = os.environ.get("TMPDIR")
     os.environ["TMPDIR"] = str(temp_dir)
+    gate = temp_dir / "start_gate"
+    trainer_env[GATE_ENV] = str(gate)
 
     sup = Supervisor(restart_backoff=config.supervision.restart_backoff, stop_grace=config.supervision.stop_grace,
                      record=plan.run_dir / "processes.json")
@@ -184,6 +186,12 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
         sup.start(Child(name="trainer", role="trainer", argv=plan.trainer_argv,
                         log_path=plan.run_dir / "logs" / "trainer.log", env=_child_env(trainer_env)))
         startup_times.record(plan.run_dir, "launcher", "trainer_started")
+        # The import check ran while the model was found or built and keeps running while the API and the trainer
+        # import; the trainer starts Ray and verl's workers only once it has passed (`start_gate`). A bad
+        # environment stops both here, in seconds, with the check's error.
+        env_check.wait()
+        startup_times.record(plan.run_dir, "launcher", "envs_checked")
+        open_gate(gate)
         health.wait_api(timeout=60, alive=lambda: api.poll() is None)
         startup_times.record(plan.run_dir, "launcher", "api_ready")
         _start_envs(plan, sup)
@@ -245,6 +253,7 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
     except (RunFailed, TimeoutError) as exc:
         result = RunResult(1, str(exc), plan.run_dir)
     finally:
+        env_check.cancel()  # still running if the API or the trainer failed first
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         view.note("stopping")

@@ -18,6 +18,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from atropos_verl.hydra_overrides import override_key
+from atropos_verl.start_gate import await_gate
 
 from .config_check import check_config
 from .old_log_probs import route_bypass_loss
@@ -156,8 +157,11 @@ def run(config: DictConfig, user_overrides: list[str] | None = None) -> None:
 
     run_dir = OmegaConf.select(config, "atropos.run_dir")
     startup_times.record(run_dir, "trainer", "imported")
-    prepare_config(config, user_overrides)
+    prepare_config(config, user_overrides)  # imports verl and torch
+    startup_times.record(run_dir, "trainer", "config_ready")
     _exit_on_sigterm()
+    await_gate()  # the launcher's import check of the environments ran alongside the imports above
+    startup_times.record(run_dir, "trainer", "start_gate")
     cluster = _start_ray(config)
     startup_times.record(run_dir, "trainer", "ray_ready")
     try:

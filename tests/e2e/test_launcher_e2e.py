@@ -160,12 +160,13 @@ def test_run_restarts_a_killed_env_and_reaches_the_last_step(tmp_path):
                            == pytest.approx(m["timing_s/step"], abs=1e-6) for m in trained)
     # the start-up phases of both processes, in the order they happen (the trainer's resume appends, first wins)
     order = [name for name, _ in phases(run_dir)]
-    assert order[:4] == ["launcher/command", "launcher/model_ready", "launcher/envs_checked",
-                         "launcher/trainer_started"], order
-    expected = ["trainer/imported", "trainer/ray_ready", "trainer/workers_ready", "trainer/servers_ready",
-                "trainer/endpoints_published", "launcher/env_configs_written", "trainer/first_batch",
-                "trainer/first_step"]
+    assert order[:3] == ["launcher/command", "launcher/model_ready", "launcher/trainer_started"], order
+    expected = ["trainer/imported", "trainer/config_ready", "trainer/start_gate", "trainer/ray_ready",
+                "trainer/workers_ready", "trainer/servers_ready", "trainer/endpoints_published",
+                "launcher/env_configs_written", "trainer/first_batch", "trainer/first_step"]
     assert [n for n in order if n in expected] == expected, order
+    # the trainer imports while the environments' import check runs, and starts Ray once the check has passed
+    assert order.index("launcher/envs_checked") < order.index("trainer/start_gate"), order
     # each environment's own phases, from its status file (the restarted process's here)
     env = ["env:addition/started", "env:addition/imported", "env:addition/registered", "env:addition/first_post"]
     assert [n for n in order if n in env] == env, order

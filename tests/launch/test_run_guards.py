@@ -5,18 +5,21 @@ an environment that does not import."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
 from atropos_verl.errors import ConfigError
 from atropos_verl.launch.preflight import EnvironmentCheck, check_environments
 from atropos_verl.launch.run_dir import RunDirLock, RunDirLocked, check_output_dir
+from atropos_verl.startup_times import phases
 
 CLI = str(Path(sys.executable).parent / "atropos-verl")
 
@@ -79,12 +82,13 @@ def test_environment_check_reports_at_wait_and_can_be_cancelled(tmp_path):
     running.cancel()  # idempotent, as the launcher's error paths may call it twice
 
 
-def _run_cli(tmp_path: Path, env_file: Path, output_dir: str = "runs") -> tuple[subprocess.CompletedProcess, float]:
+def _run_cli(tmp_path: Path, env_file: Path, output_dir: str = "runs",
+             verl: list[str] | None = None) -> tuple[subprocess.CompletedProcess, float]:
     model = tmp_path / "model"
     model.mkdir(exist_ok=True)
     cfg = tmp_path / "run.yaml"
     cfg.write_text(yaml.safe_dump({"run_name": "r", "output_dir": output_dir, "model_path": str(model),
-                                   "environments": [{"env": str(env_file)}]}))
+                                   "environments": [{"env": str(env_file)}], "verl": verl or []}))
     t0 = time.monotonic()
     out = subprocess.run([CLI, "run", str(cfg), "--plain"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     return out, time.monotonic() - t0
@@ -105,7 +109,18 @@ def test_syntax_error_env_fails_before_anything_starts(tmp_path):
     assert not (tmp_path / "runs" / "r" / "logs").exists()
 
 
-def test_missing_module_env_fails_before_anything_starts(tmp_path):
+def _sessions_alive(sessions: set[int]) -> list[tuple[int, str]]:
+    alive = []
+    for proc in psutil.process_iter(["pid", "name"]):
+        try:
+            if os.getsid(proc.pid) in sessions and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append((proc.pid, proc.info["name"]))
+        except (OSError, psutil.Error):
+            continue
+    return alive
+
+
+def test_missing_module_env_fails_in_seconds(tmp_path):
     bad = tmp_path / "needs_foo.py"
     bad.write_text("import foo_not_installed_anywhere\n")
     out, took = _run_cli(tmp_path, bad)
@@ -113,7 +128,42 @@ def test_missing_module_env_fails_before_anything_starts(tmp_path):
     assert _error_lines(out) == [
         f"error: environments: {bad}: ModuleNotFoundError: No module named 'foo_not_installed_anywhere'"
     ], out.stderr
-    assert not (tmp_path / "runs" / "r" / "processes.json").exists()
+    _assert_nothing_left(tmp_path / "runs" / "r")
+
+
+def _assert_nothing_left(run_dir: Path) -> list[str]:
+    """No process of the run alive, no environment or Ray started; the phases recorded, in order."""
+    recorded = [name for name, _ in phases(run_dir)]
+    processes = run_dir / "processes.json"
+    started = json.loads(processes.read_text()) if processes.exists() else []
+    assert {child["role"] for child in started} <= {"api", "trainer"}, started
+    assert not _sessions_alive({pid for child in started for pid in child["sessions"]})
+    assert not {"launcher/envs_checked", "trainer/start_gate", "trainer/ray_ready"} & set(recorded), recorded
+    return recorded
+
+
+def test_trainer_waits_for_the_import_check_before_starting_ray(tmp_path):
+    """The trainer imports while the environments' import check runs, then waits at the start gate: an environment
+    that fails its import seconds later stops the run before the trainer has started Ray (which takes ~4 s)."""
+    run_dir = tmp_path / "runs" / "r"
+    slow = tmp_path / "slow_then_broken.py"
+    slow.write_text(
+        "import json, pathlib, time\n"
+        f"path = pathlib.Path({str(run_dir / 'startup.jsonl')!r})\n"
+        "deadline = time.monotonic() + 60\n"
+        "while time.monotonic() < deadline and (not path.exists() or '\"config_ready\"' not in path.read_text()):\n"
+        "    time.sleep(0.1)\n"
+        "time.sleep(8)\n"
+        "import foo_not_installed_anywhere\n"
+    )
+    tiny = yaml.safe_load((Path(__file__).parents[2] / "configs" / "cpu_tiny.yaml").read_text())
+    out, _ = _run_cli(tmp_path, slow, verl=tiny["verl"])  # a trainer config that passes the trainer's own checks
+    assert out.returncode != 0
+    assert _error_lines(out) == [
+        f"error: environments: {slow}: ModuleNotFoundError: No module named 'foo_not_installed_anywhere'"
+    ], out.stderr
+    recorded = _assert_nothing_left(run_dir)
+    assert "trainer/config_ready" in recorded, recorded  # the trainer had imported verl and reached the gate
 
 
 def test_unusable_output_dir_is_one_line(tmp_path):
