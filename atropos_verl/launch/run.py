@@ -175,23 +175,23 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
     result = RunResult(exit_code=1, reason="not started", run_dir=plan.run_dir)
     view.start()
     try:
+        # The import check ran while the model was found or built and keeps running while the trainer imports; the
+        # trainer starts Ray and verl's workers only once it has passed (`start_gate`). A bad environment stops the
+        # trainer here, in seconds, with the check's error. The API starts after the check: the trainer needs it only
+        # when it registers, after verl's workers and servers are up (half a minute or more), and an API importing
+        # at the same time would take the cores the check and the trainer import on.
+        sup.start(Child(name="trainer", role="trainer", argv=plan.trainer_argv,
+                        log_path=plan.run_dir / "logs" / "trainer.log", env=_child_env(trainer_env)))
+        startup_times.record(plan.run_dir, "launcher", "trainer_started")
+        env_check.wait()
+        startup_times.record(plan.run_dir, "launcher", "envs_checked")
+        open_gate(gate)
         api_argv, api_env = gated_api(plan, model_path)
         api = sup.start(Child(
             name="api", role="api", argv=api_argv,
             log_path=plan.run_dir / "logs" / "api.log", env=_child_env(api_env),
             max_restarts=config.supervision.max_restarts,
         ))
-        # The trainer needs the API only when it registers, after verl's workers and servers are up (a minute or
-        # more): both start now.
-        sup.start(Child(name="trainer", role="trainer", argv=plan.trainer_argv,
-                        log_path=plan.run_dir / "logs" / "trainer.log", env=_child_env(trainer_env)))
-        startup_times.record(plan.run_dir, "launcher", "trainer_started")
-        # The import check ran while the model was found or built and keeps running while the API and the trainer
-        # import; the trainer starts Ray and verl's workers only once it has passed (`start_gate`). A bad
-        # environment stops both here, in seconds, with the check's error.
-        env_check.wait()
-        startup_times.record(plan.run_dir, "launcher", "envs_checked")
-        open_gate(gate)
         health.wait_api(timeout=60, alive=lambda: api.poll() is None)
         startup_times.record(plan.run_dir, "launcher", "api_ready")
         _start_envs(plan, sup)
