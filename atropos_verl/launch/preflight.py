@@ -79,8 +79,8 @@ def _syntax_error(target: str) -> str | None:
 class EnvironmentCheck:
     """The import check of every environment target, running in its own interpreter while the launcher goes on.
 
-    It takes seconds (atroposlib imports torch), so the launcher finds or builds the model and starts the API and the
-    trainer meanwhile, and calls `wait()` before the trainer starts Ray (`atropos_verl.start_gate`) or any
+    It takes seconds (atroposlib imports torch), so the launcher finds or builds the model and starts the trainer
+    meanwhile, and calls `wait()` before the trainer starts Ray (`atropos_verl.start_gate`) and before the API or any
     environment starts: a bad target still fails the run within seconds.
     """
 
