@@ -14,6 +14,8 @@ import os
 import time
 from pathlib import Path
 
+from atropos_verl.trainer.endpoints import write_atomic_json
+
 GATE_ENV = "ATROPOS_VERL_START_GATE"
 POLL_S = 0.05
 # Longer than the import check's own limit (atropos_verl.launch.preflight.TIMEOUT_S), after which the launcher
@@ -23,9 +25,7 @@ WAIT_S = 300.0
 
 def open_gate(path: Path) -> None:
     """Let the trainer go on (atomically: the trainer never sees a half-written file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(str(time.time()))
-    tmp.replace(path)
+    write_atomic_json(path, {"opened": time.time()})
 
 
 def await_gate(timeout_s: float = WAIT_S) -> float | None:

@@ -12,12 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 import yaml
 
 from atropos_verl.errors import ConfigError
 from atropos_verl.launch.preflight import EnvironmentCheck, check_environments
+from atropos_verl.launch.processes import session_members
 from atropos_verl.launch.run_dir import RunDirLock, RunDirLocked, check_output_dir
 from atropos_verl.startup_times import phases
 
@@ -109,17 +109,6 @@ def test_syntax_error_env_fails_before_anything_starts(tmp_path):
     assert not (tmp_path / "runs" / "r" / "logs").exists()
 
 
-def _sessions_alive(sessions: set[int]) -> list[tuple[int, str]]:
-    alive = []
-    for proc in psutil.process_iter(["pid", "name"]):
-        try:
-            if os.getsid(proc.pid) in sessions and proc.status() != psutil.STATUS_ZOMBIE:
-                alive.append((proc.pid, proc.info["name"]))
-        except (OSError, psutil.Error):
-            continue
-    return alive
-
-
 def test_missing_module_env_fails_in_seconds(tmp_path):
     bad = tmp_path / "needs_foo.py"
     bad.write_text("import foo_not_installed_anywhere\n")
@@ -137,7 +126,7 @@ def _assert_nothing_left(run_dir: Path) -> list[str]:
     processes = run_dir / "processes.json"
     started = json.loads(processes.read_text()) if processes.exists() else []
     assert {child["role"] for child in started} <= {"api", "trainer"}, started
-    assert not _sessions_alive({pid for child in started for pid in child["sessions"]})
+    assert not [p.pid for child in started for sid in child["sessions"] for p in session_members(sid)], started
     assert not {"launcher/envs_checked", "trainer/start_gate", "trainer/ray_ready"} & set(recorded), recorded
     return recorded
 
@@ -148,7 +137,7 @@ def test_trainer_waits_for_the_import_check_before_starting_ray(tmp_path):
     run_dir = tmp_path / "runs" / "r"
     slow = tmp_path / "slow_then_broken.py"
     slow.write_text(
-        "import json, pathlib, time\n"
+        "import pathlib, time\n"
         f"path = pathlib.Path({str(run_dir / 'startup.jsonl')!r})\n"
         "deadline = time.monotonic() + 60\n"
         "while time.monotonic() < deadline and (not path.exists() or '\"config_ready\"' not in path.read_text()):\n"

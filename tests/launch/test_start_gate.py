@@ -26,7 +26,7 @@ def test_waits_until_the_launcher_opens_it(monkeypatch, tmp_path):
     finally:
         opener.cancel()
     assert await_gate(timeout_s=0.0) == pytest.approx(0.0, abs=0.05)  # already open: no wait
-    assert not list(tmp_path.glob("*.tmp"))
+    assert [p.name for p in tmp_path.iterdir()] == ["start_gate"]  # no temporary file left beside it
 
 
 def test_a_gate_never_opened_times_out(monkeypatch, tmp_path):
