@@ -37,7 +37,7 @@ from atropos_verl.launch.model_prep import prepare_model
 from atropos_verl.launch.plan import TRAINER_MODULE, RunPlan, make_plan
 from atropos_verl.launch.preflight import EnvironmentCheck, env_targets
 from atropos_verl.launch.run_dir import RunDirLock, check_output_dir
-from atropos_verl.launch.run_temp import make_run_temp, new_logger_dirs, remove_run_files
+from atropos_verl.launch.run_temp import link_compile_cache, make_run_temp, new_logger_dirs, remove_run_files
 from atropos_verl.launch.supervisor import Child, RunFailed, Supervisor
 from atropos_verl.launch.trainer_restart import RESUMES_FILE, decide_resume, resume_trainer
 from atropos_verl.launch.watchdog import start_watchdog, stopped
@@ -158,6 +158,7 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
     empty_dirs = new_logger_dirs(plan.run_dir, Path.cwd())
     watchdog = start_watchdog(plan.run_dir, temp_dir, empty_dirs)
     tmpdir_before = os.environ.get("TMPDIR")
+    link_compile_cache(temp_dir)  # compiled kernels outlive the run: computed from the TMPDIR before ours
     os.environ["TMPDIR"] = str(temp_dir)
     gate = temp_dir / "start_gate"
     trainer_env[GATE_ENV] = str(gate)

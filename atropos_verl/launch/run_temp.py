@@ -3,15 +3,24 @@
 """One short private temp dir per run, given to every child as TMPDIR, and the removal of what a run leaves behind.
 
 Short because Ray's unix socket paths must stay under 107 characters; private so that vLLM's `vllm_dist_*`, torch's
-temp files and the Ray cluster's dir all go with one `rmtree` on every stop path (the watchdog's included).
+temp files and the Ray cluster's dir all go with one `rmtree` on every stop path (the watchdog's included). Compiled
+kernels are the exception: torch keeps them under TMPDIR, and vLLM's CPU sampler took 7-9 s to compile on every run's
+first request against about 1 s from the cache, so `link_compile_cache` points torch's directory back to where it
+would be without the private dir.
 """
 
 from __future__ import annotations
 
+import getpass
+import logging
+import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 #: Logger directories a run may create and leave empty (wandb creates `wandb/` before it knows it is offline).
 LOGGER_DIRS = ("wandb",)
@@ -21,6 +30,31 @@ def make_run_temp() -> Path:
     """A fresh `/tmp/av-XXXXXXXX` (the system /tmp even when TMPDIR is long: socket paths)."""
     root = "/tmp" if Path("/tmp").is_dir() else None
     return Path(tempfile.mkdtemp(prefix="av-", dir=root))
+
+
+def link_compile_cache(temp_dir: Path, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """Link `temp_dir/torchinductor_<user>` to torch's default cache under the TMPDIR in force before the run.
+
+    torch keeps compiled kernels, and the 150 MB precompiled header every CPU kernel includes, in
+    `tempfile.gettempdir()/torchinductor_<user>` (`torch/_inductor/runtime/cache_dir_utils.py` `default_cache_dir`;
+    the header's directory ignores `TORCHINDUCTOR_CACHE_DIR`, `torch/_inductor/codecache.py` `_HEADER_DIR`). Under the
+    run's private TMPDIR both would be rebuilt by every run; through the link they are shared with the user's other
+    torch programs, and removing the temp dir removes only the link. Returns the link's target, or None where it
+    cannot be made (the run then compiles in its temp dir, as before).
+    """
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers): torch's own fallback
+        user = f"uid_{os.getuid()}"
+    name = "torchinductor_" + re.sub(r'[\\/:*?"<>|]', "_", user)
+    target = Path(environ.get("TMPDIR") or tempfile.gettempdir()) / name
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        (temp_dir / name).symlink_to(target, target_is_directory=True)
+    except OSError as exc:
+        logger.warning("torch's compile cache stays in the run's temp dir: %s", exc)
+        return None
+    return target
 
 
 def new_logger_dirs(*parents: Path) -> list[Path]:

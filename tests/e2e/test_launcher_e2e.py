@@ -34,10 +34,14 @@ CONFIG = ROOT / "configs" / "cpu_tiny.yaml"
 CLI = str(Path(sys.executable).parent / "atropos-verl")
 
 
-def start_run(cwd: Path, *overrides: str, config: Path = CONFIG) -> subprocess.Popen:
+def start_run(
+    cwd: Path, *overrides: str, config: Path = CONFIG, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     argv = [CLI, "run", str(config), "--plain", "--", *overrides]
     log = open(cwd / "launcher.out", "wb")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env and {**os.environ, **env}
+    )
 
 
 def wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str, cwd: Path):
@@ -182,10 +186,18 @@ def test_run_restarts_a_killed_env_and_reaches_the_last_step(tmp_path):
 
 
 def test_sigint_stops_everything_within_ten_seconds(tmp_path):
+    """Also: the kernels the servers compile (vLLM's sampler) land in torch's default cache under the TMPDIR the run
+    was started with, not in the run's private temp dir that the stop removes."""
     run_dir = tmp_path / "runs" / "cpu_tiny"
-    proc = start_run(tmp_path, "trainer.total_training_steps=100")
+    user_tmp = tmp_path / "tmp"
+    user_tmp.mkdir()
+    proc = start_run(tmp_path, "trainer.total_training_steps=100", env={"TMPDIR": str(user_tmp)})
     try:
         wait_for(lambda: 1 in metric_steps(run_dir), 600, proc, "the first training step", tmp_path)
+        # the first step's groups were sampled, so the servers have compiled their sampler by now
+        caches = [str(p.relative_to(user_tmp)) for p in user_tmp.glob("*/*")]
+        assert any(user_tmp.glob("torchinductor_*/fxgraph/*")), caches
+        assert any(user_tmp.glob("torchinductor_*/precompiled_headers/*.gch")), caches
         api_url = json.loads((run_dir / "launch.json").read_text())["api_url"]
         servers = json.loads((run_dir / "endpoints.json").read_text())["addresses"]
         start = time.monotonic()

@@ -26,6 +26,7 @@ from atropos_verl.launch.env_configs import write_env_yaml
 from atropos_verl.launch.envs_list import list_envs
 from atropos_verl.launch.plan import make_plan
 from atropos_verl.launch.processes import free_port, session_members, started_since_boot
+from atropos_verl.launch.run_temp import link_compile_cache, remove_run_files
 from atropos_verl.launch.supervisor import Child, RunFailed, Supervisor
 from atropos_verl.trainer.endpoints import Endpoints, publish_endpoints
 
@@ -306,3 +307,25 @@ def test_live_view_names_the_served_policy_version_and_lag():
     snap.server_versions = {"127.0.0.1:1": 7, "127.0.0.1:2": 6}
     snap.lag = {"mean": 0.875, "max": 2.0}
     assert policy_phrase(snap) == " | policy v6/7 lag 0.9/2"
+
+
+def test_torch_compile_cache_outlives_the_runs_temp_dir(tmp_path):
+    """The launcher gives every child a private TMPDIR that the stop removes. torch's kernel cache and its precompiled
+    header, both found from TMPDIR, must resolve to torch's default under the TMPDIR the run started with, and
+    survive the temp dir's removal."""
+    user_tmp, run_temp = tmp_path / "user", tmp_path / "run"
+    user_tmp.mkdir(), run_temp.mkdir()
+    target = link_compile_cache(run_temp, {"TMPDIR": str(user_tmp)})
+    code = (
+        "import os; from torch._inductor import codecache; from torch._inductor.runtime.cache_dir_utils import "
+        "cache_dir; print(os.path.realpath(cache_dir())); print(os.path.realpath(codecache._HEADER_DIR))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"} | {"TMPDIR": str(run_temp)}
+    torch_dirs = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert target is not None and target.parent == user_tmp and target.name.startswith("torchinductor_")
+    assert torch_dirs == [str(target), str(target / "precompiled_headers")]
+    (target / "kernel.so").write_bytes(b"compiled")
+    remove_run_files(run_temp, None, [])
+    assert not run_temp.exists() and (target / "kernel.so").read_bytes() == b"compiled"
