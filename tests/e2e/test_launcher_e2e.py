@@ -34,14 +34,10 @@ CONFIG = ROOT / "configs" / "cpu_tiny.yaml"
 CLI = str(Path(sys.executable).parent / "atropos-verl")
 
 
-def start_run(
-    cwd: Path, *overrides: str, config: Path = CONFIG, env: dict[str, str] | None = None
-) -> subprocess.Popen:
+def start_run(cwd: Path, *overrides: str, config: Path = CONFIG, env: dict[str, str] | None = None) -> subprocess.Popen:
     argv = [CLI, "run", str(config), "--plain", "--", *overrides]
     log = open(cwd / "launcher.out", "wb")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(
-        argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
-    )
+    return subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
 def wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str, cwd: Path):
