@@ -20,7 +20,7 @@ from atropos_verl.errors import ConfigError
 # Keys of an environment's `env:` config that the launcher derives; users set their source instead.
 DERIVED_ENV_KEYS = {
     "group_size": "actor_rollout_ref.rollout.n",
-    "max_token_length": "data.max_prompt_length + data.max_response_length",
+    "max_token_length": "data.max_response_length",
     "tokenizer_name": "model_path (the served model's tokenizer)",
     "batch_size": "the trainer's registration (environments read it from the API's /info)",
     "rollout_server_url": "api.host / api.port",

@@ -131,9 +131,52 @@ def mode_problems(config: DictConfig) -> list[str]:
     return problems
 
 
+def served_context(config: DictConfig) -> tuple[int, str] | None:
+    """The rollout servers' context length as verl sets it, and where it comes from; None when it cannot be known here.
+
+    verl serves `rollout.max_model_len`, else the model's max position embeddings
+    (`verl/workers/rollout/vllm_rollout/vllm_async_server.py` `_validate_configs`). The model's config is read only
+    from local files: a hub model not yet downloaded is not checked.
+    """
+    explicit = _get(config, "actor_rollout_ref.rollout.max_model_len")
+    if explicit:
+        return int(explicit), "actor_rollout_ref.rollout.max_model_len"
+    path = _get(config, "actor_rollout_ref.model.path")
+    if not path:
+        return None
+    try:
+        from transformers import AutoConfig
+        from verl.workers.rollout.utils import get_max_position_embeddings
+
+        hf_config = AutoConfig.from_pretrained(
+            str(path),
+            local_files_only=True,
+            trust_remote_code=bool(_get(config, "actor_rollout_ref.model.trust_remote_code", False)),
+        )
+        return get_max_position_embeddings(hf_config), f"max_position_embeddings of {path}"
+    except Exception:  # not on this machine, or no such field: the servers' own start reports it
+        return None
+
+
+def context_problems(config: DictConfig, context: tuple[int, str] | None) -> list[str]:
+    """The trainer takes sequences of prompt + response tokens; servers that refuse longer requests fail only in the
+    environments' logs (every request answered 400, retried), while the run waits for batches that never come."""
+    if context is None:
+        return []
+    limit, source = context
+    total = int(_get(config, "data.max_prompt_length", 0)) + int(_get(config, "data.max_response_length", 0))
+    if total <= limit:
+        return []
+    return [
+        f"data.max_prompt_length + data.max_response_length = {total} tokens, but the rollout servers serve a context "
+        f"of {limit} ({source}): they would refuse every longer request, and environments would see only the "
+        f"refusals; lower the two lengths, or serve a model with a longer context"
+    ]
+
+
 def check_config(config: DictConfig, *, use_reference_policy: bool, use_critic: bool = False) -> None:
     """Run the Atropos checks, then verl's own `validate_config`; raise ConfigError listing what is wrong."""
-    problems = atropos_problems(config)
+    problems = atropos_problems(config) + context_problems(config, served_context(config))
     if not problems:
         from verl.utils.config import validate_config
 

@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from atropos_verl.errors import ConfigError
-from atropos_verl.trainer.config_check import atropos_problems, check_config
+from atropos_verl.trainer.config_check import atropos_problems, check_config, context_problems, served_context
 
 # Every override of verl's examples/grpo_trainer/run_qwen2_5-3b_gsm8k_grpo_lora.sh (verl 0.9.x), unchanged.
 LORA_EXAMPLE = [
@@ -171,3 +171,66 @@ def test_decoupled_mode_keeps_the_configured_loss():
     config = compose_trainer(["actor_rollout_ref.actor.policy_loss.loss_mode=gspo"])
     route_bypass_loss(config)
     assert config.actor_rollout_ref.actor.policy_loss.loss_mode == "gspo"
+
+
+def small_context_model(tmp_path, positions: int = 128) -> str:
+    from transformers import Qwen2Config
+
+    Qwen2Config(
+        vocab_size=300,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=positions,
+    ).save_pretrained(tmp_path)
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("lengths", "extra", "needle"),
+    [
+        # a real Atropos environment (word_hunt) with a tiny model: every request was refused by the servers
+        ((1024, 256), [], "= 1280 tokens, but the rollout servers serve a context of 128 (max_position_embeddings of"),
+        (
+            (64, 64),
+            ["actor_rollout_ref.rollout.max_model_len=100"],
+            "serve a context of 100 (actor_rollout_ref.rollout.max_model_len)",
+        ),
+    ],
+)
+def test_lengths_beyond_the_served_context_name_the_keys(tmp_path, lengths, extra, needle):
+    fixed = ["trainer.test_freq=-1", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=10"]
+    prompt, response = lengths
+    cfg = compose_trainer(
+        LORA_EXAMPLE
+        + fixed
+        + extra
+        + [
+            f"actor_rollout_ref.model.path={small_context_model(tmp_path)}",
+            f"data.max_prompt_length={prompt}",
+            f"data.max_response_length={response}",
+        ]
+    )
+    with pytest.raises(ConfigError) as err:
+        check_config(cfg, use_reference_policy=True)
+    assert needle in str(err.value)
+    assert "data.max_prompt_length + data.max_response_length" in str(err.value)
+
+
+def test_lengths_within_the_served_context_pass(tmp_path):
+    fixed = ["trainer.test_freq=-1", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=10"]
+    local = compose_trainer(
+        LORA_EXAMPLE
+        + fixed
+        + [
+            f"actor_rollout_ref.model.path={small_context_model(tmp_path)}",
+            "data.max_prompt_length=64",
+            "data.max_response_length=64",
+        ]
+    )
+    assert context_problems(local, served_context(local)) == []
+    # a hub model that is not on this machine is not checked here (the servers' start reports it)
+    hub = compose_trainer(LORA_EXAMPLE + fixed + ["actor_rollout_ref.model.path=no-such-org/no-such-model"])
+    assert served_context(hub) is None
