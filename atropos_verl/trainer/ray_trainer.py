@@ -50,6 +50,7 @@ from .placement import STANDALONE, placement_of, standalone_servers
 from .progress import StepProgress
 from .quarantine import QuarantineFile
 from .reject_ceiling import RejectionCeiling
+from .replica_prefetch import prefetch_replica_class
 from .staleness import check_staleness, effective_max_staleness
 from .step_state import AtroposStepState
 from .temperature import ItemTemperatureProto, check_engine_supports
@@ -119,6 +120,7 @@ class AtroposRayTrainer(RayPPOTrainer):
     # -- workers --------------------------------------------------------------------------------------------------
     def init_workers(self) -> None:
         install_draining_replicas()
+        prefetch_replica_class(str(self.config.actor_rollout_ref.rollout.name))
         # verl's agent loop, reward loop and load balancer are not started (environments generate); standalone
         # placement builds the servers on their own resource pools.
         with not_started(self), standalone_servers(self.placement == STANDALONE):

@@ -1,0 +1,35 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""The driver imports the rollout engine's replica module while verl's actor workers start.
+
+verl's `init_workers` imports the replica class (and with it vLLM or SGLang, 5-8 s on a 2-core CPU) only when it
+creates the rollout servers, after the actor workers have started and built their model; until then the driver only
+waits on Ray. Importing it in a background thread from the start of `init_workers` takes it off the path to the first
+step. The class is then looked up through verl's own registry as before: an import still under way is waited for by
+Python's module lock, and one that failed here fails again, with its own error, in the main thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from verl.workers.rollout.replica import RolloutReplicaRegistry
+
+logger = logging.getLogger(__name__)
+
+
+def prefetch_replica_class(name: str) -> threading.Thread | None:
+    """Start importing verl's replica class for rollout engine `name`; None when verl has no such engine."""
+    if name not in RolloutReplicaRegistry._registry:
+        return None
+
+    def load() -> None:
+        try:
+            RolloutReplicaRegistry.get(name)
+        except Exception as err:  # the main thread's own lookup raises it where verl expects it
+            logger.debug("prefetching the %s replica class failed: %r", name, err)
+
+    thread = threading.Thread(target=load, name=f"prefetch-{name}-replica", daemon=True)
+    thread.start()
+    return thread
