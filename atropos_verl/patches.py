@@ -182,7 +182,7 @@ PATCHES: tuple[Patch, ...] = (
           "atropos_verl.trainer.ray_trainer:AtroposRayTrainer._tracker", "trainer driver", "always",
           "verl's FileLogger opens with 'wb': a resumed trainer would wipe the steps already written",
           "verl/utils/tracking.py:541",
-          "tests/e2e/test_resume.py::test_killed_run_resumes_at_its_checkpoint"),
+          "tests/e2e/test_trainer_resume_e2e.py::test_killed_trainer_is_resumed_from_its_checkpoint"),
     Patch("per_sequence_temperature", "verl.protocol.DataProto.to_tensordict", "subclass (wrapped batches only)",
           "atropos_verl.trainer.temperature:ItemTemperatureProto", "trainer driver", "always",
           "verl's scalar meta_info temperature collides with a per-sequence temperature tensor",

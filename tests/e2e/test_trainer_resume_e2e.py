@@ -56,12 +56,19 @@ def test_killed_trainer_is_resumed_from_its_checkpoint(tmp_path, mode):
     assert 1 <= k < steps
     resumed = [json.loads(line) for line in resumed_metrics.read_text().splitlines()]
     assert [int(r["step"]) for r in resumed] == list(range(k + 1, steps + 1))
+    # The first trainer's steps are still on record (it may have died between checkpoint k and logging step k): the
+    # resumed one wrote a file of its own and wiped nothing.
+    first = [int(json.loads(line)["step"]) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert first == list(range(1, len(first) + 1)) and len(first) >= k - 1, (first, k)
     # The resumed trainer's weights are step k's: the servers it pushed them to stamp k and on, so no group it
     # trains looks newer than its weights (a trainer that restarted its count at 0 would see negative lag) and, in
     # async mode, none is over the bound.
     for r in resumed:
         m = r["data"]
         assert m["atropos/served_policy_version"] == r["step"], m
+        # The fresh API was registered at starting_step=k, so it counts on from k: its step is never below the
+        # trainer's (a trainer that registered at 0 would see the API at step 1 on its step k + 1).
+        assert m["atropos/api_step"] >= r["step"], m
         if "atropos/lag/min" in m:
             assert m["atropos/lag/min"] >= 0 and (mode == "hybrid" or m["atropos/lag/max"] <= 2), m
     log = (run_dir / "logs" / "trainer.log").read_text(errors="replace")

@@ -75,20 +75,6 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _logged(run_dir: Path, step: int) -> bool:
-    """Whether the trainer's metrics file holds a line for `step` (a partly written last line is not one)."""
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return False
-    for line in path.read_text().splitlines():
-        try:
-            if int(json.loads(line)["step"]) >= step:
-                return True
-        except (ValueError, KeyError):
-            continue
-    return False
-
-
 def run_trainer(
     model_dir: Path,
     work: Path,
@@ -99,12 +85,9 @@ def run_trainer(
     post_first: list[dict[str, Any]] = (),
     extra_overrides: list[str] = (),
     env_args: list[str] = (),
-    kill_after_checkpoint: int | None = None,
     timeout: float = 600.0,
 ) -> TrainerRun:
-    """Run the trainer to `steps` with one env, or SIGKILL it once checkpoint `kill_after_checkpoint` exists and that
-    step's metrics line is written (the checkpoint is saved inside the step, its metrics logged after the weight sync:
-    killing between the two would be a crash mid-step, not the one between steps this harness stages)."""
+    """Run the trainer to `steps` with one env."""
     work.mkdir(parents=True, exist_ok=True)
     run_dir = work / "run"
     endpoints_file = run_dir / "endpoints.json"
@@ -146,17 +129,12 @@ def run_trainer(
             *env_args,
         ]  # fmt: skip
         env_proc = start_process(env_argv, log_path=work / "env.log")
-        ckpt = work / "ckpt" / f"global_step_{kill_after_checkpoint}" / "data.pt"
         while trainer.poll() is None:
             if time.monotonic() - last_observed > 2.0:
                 members = session_members(trainer.pid)
                 shm.observe(p.pid for p in members)
                 ray_processes.update(_ray_titles(members))
                 last_observed = time.monotonic()
-            if kill_after_checkpoint is not None and ckpt.exists() and _logged(run_dir, kill_after_checkpoint):
-                shm.observe(p.pid for p in session_members(trainer.pid))
-                stop_process_group(trainer, grace=0.0)
-                break
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"trainer still running after {timeout:.0f}s:\n{(work / 'trainer.log').read_text()[-4000:]}"
