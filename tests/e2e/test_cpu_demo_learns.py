@@ -4,7 +4,9 @@
 held-out accuracy must rise by more than run-to-run noise (measured: see docs/cpu_demo.md).
 
 Half-way, the trainer is killed (SIGKILL) after a checkpoint: the launcher resumes it from that checkpoint (fresh API
-and environments, same command) and the demo still ends with its held-out gain."""
+and environments, same command) and the demo still ends with its held-out gain. This is also the hybrid-mode check of
+the launcher's resume (the asynchronous one is tests/e2e/test_trainer_resume_e2e.py): the resumed trainer starts from
+the checkpoint's step, weights and API position, and nothing of either trainer is left running."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.test_launcher_e2e import assert_nothing_left, recorded_sessions
 
 pytestmark = pytest.mark.e2e
 
@@ -90,3 +94,20 @@ def test_demo_improves_heldout_accuracy_through_a_trainer_resume(tmp_path):
     assert [int(r["step"]) for r in first] == list(range(1, len(first) + 1)) and len(first) >= killed_at
     steps = [r["data"] for r in first + resumed]
     assert all(m["atropos/old_log_probs_recomputed"] == 0 and m["timing_s/old_log_prob"] < 0.05 for m in steps)
+
+    # The resume itself: verl restored step k's checkpoint, the fresh API was registered at k, the servers stamp the
+    # resumed trainer's steps (its weights are step k's, pushed on), and both trainers' processes are gone.
+    k = SAVE_FREQ
+    assert f"resumed the trainer from step {k}" in out
+    log = (run_dir / "logs" / "trainer.log").read_text(errors="replace")
+    assert f"Setting global step to {k}" in log and f"at step {k} (batch_size=" in log
+    for r in resumed:
+        m = r["data"]
+        assert m["atropos/served_policy_version"] == r["step"], m
+        assert m["atropos/api_step"] >= r["step"], m
+        if "atropos/lag/min" in m:
+            assert m["atropos/lag/min"] >= 0, m
+    sessions = recorded_sessions(run_dir)
+    assert len(sessions["trainer"]) == 2 and len(sessions["api"]) == 2 and len(sessions["addition"]) == 2, sessions
+    assert not (run_dir / "endpoints.json").exists()
+    assert_nothing_left(run_dir, proc)
