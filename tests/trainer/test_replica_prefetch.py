@@ -35,6 +35,7 @@ def test_the_replica_class_loads_in_a_background_thread(registry):
     registry.register("slow-engine", loader)
     thread = prefetch_replica_class("slow-engine")
     assert thread is not None and thread.daemon
+    assert thread.is_alive()  # returned while the import is still under way
     release.set()
     thread.join(5)
     assert loaded_in == ["prefetch-slow-engine-replica"]
