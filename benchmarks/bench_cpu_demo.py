@@ -41,6 +41,7 @@ def config_with_order_seed(work: Path, seed: int) -> Path:
 
 def run_demo(work: Path, config: Path, overrides: list[str], keep_model: bool) -> dict | None:
     run_dir = work / "runs" / "cpu_demo"
+    work.mkdir(parents=True, exist_ok=True)
     if run_dir.exists():
         keep = run_dir / "model" if keep_model else None
         for child in run_dir.iterdir():
