@@ -41,7 +41,7 @@ from .atropos_client import API_CLIENT_FILE, AtroposClient, PollHealth, Registra
 from .batch import AllGroupsRejected, groups_to_dataproto
 from .batch_trace import write_trace
 from .deadline import call_with_timeout, sync_hint
-from .drain import RolloutDrain, install_draining_replicas, overlap_metrics, served_stats
+from .drain import RolloutDrain, install_draining_replicas, overlap_metrics, resume_and_report, served_stats
 from .endpoints import Endpoints, publish_endpoints
 from .env_names import EnvNames
 from .metrics import group_metrics, rejected_by_env, rejection_metrics, split_drain, temperature_metrics, time_split
@@ -143,12 +143,18 @@ class AtroposRayTrainer(RayPPOTrainer):
             metrics.update(self.drain.drain())
         split_drain(timing_raw, metrics["sync/drain_wait_seconds"])
 
-    def _wake_and_resume(self) -> dict[str, Any]:
-        """Push the current weights (wakes the engines), then reopen generation for queued env requests."""
+    def _wake_and_resume(self) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+        """Push the current weights (wakes the engines), then reopen generation for queued env requests.
+
+        Returns verl's sync metrics and, where the trainer resumed the servers itself, their `served_stats` (read in
+        the same calls); None where verl's push resumed them (any checkpoint engine but `naive`).
+        """
         result = self._bounded(lambda: self.checkpoint_manager.update_weights(self.global_steps), "update_weights()")
+        served = None
         if self.checkpoint_manager.backend == "naive":  # verl's push through any other engine ends by resuming
-            self._bounded(self.checkpoint_manager.resume_generation_replicas, "resume_generation_replicas()")
-        return result or {}
+            replicas = self.llm_server_manager.get_replicas()
+            served = self._bounded(lambda: resume_and_report(replicas), "resume_generation_replicas()")
+        return result or {}, served
 
     def endpoints(self) -> Endpoints:
         model = self.config.actor_rollout_ref.model
@@ -452,6 +458,7 @@ class AtroposRayTrainer(RayPPOTrainer):
             with marked_timer("convert", timing_raw):
                 batch, conv_metrics = self._convert(groups)
             metrics.update(conv_metrics)
+            served: list[dict[str, Any]] | None = None  # the servers' counters, once they are resumed after a push
             if batch is None:
                 # Nothing to learn from; keep the step so the trainer and the API count the same batches.
                 metrics["atropos/skipped_step"] = 1.0
@@ -481,11 +488,12 @@ class AtroposRayTrainer(RayPPOTrainer):
                     self._timed_drain(metrics, timing_raw)
                     metrics.update(overlap_metrics(served_before, self.drain.last_served))
                 with marked_timer("update_weights", timing_raw, color="red"):
-                    sync = self._wake_and_resume()
+                    sync, served = self._wake_and_resume()
                 self.weights_version = self.global_steps
                 metrics.update({f"sync/{k}": v for k, v in sync.items() if isinstance(v, int | float)})
-            with marked_timer("served_stats", timing_raw):
-                served = served_stats(self.llm_server_manager.get_replicas())
+            if served is None:
+                with marked_timer("served_stats", timing_raw):
+                    served = served_stats(self.llm_server_manager.get_replicas())
         versions = [v["version"] for v in served if v["version"] is not None]
         if versions:
             metrics["atropos/served_policy_version"] = float(min(versions))

@@ -14,7 +14,13 @@ import pytest
 from verl.workers.rollout.replica import RolloutReplicaRegistry, get_rollout_replica_class
 from verl.workers.rollout.vllm_rollout.vllm_async_server import vLLMHttpServer, vLLMReplica
 
-from atropos_verl.trainer.drain import DrainTimeoutError, RolloutDrain, install_draining_replicas
+from atropos_verl.trainer.drain import (
+    DrainTimeoutError,
+    RolloutDrain,
+    engines,
+    install_draining_replicas,
+    resume_and_report,
+)
 from atropos_verl.trainer.drain.engines import _accepts, drain_sglang, drain_vllm, vllm_sleep_keeps_queue
 
 
@@ -34,9 +40,14 @@ def test_vllm_replica_is_verls_with_drain_and_keeping_sleep():
 
 def test_installed_vllm_has_the_pause_and_sleep_modes_relied_on():
     from vllm.v1.engine.async_llm import AsyncLLM
+    from vllm.v1.engine.core_client import AsyncMPClient
 
     assert _accepts(AsyncLLM.pause_generation, "mode")
     assert vllm_sleep_keeps_queue(AsyncLLM)
+    # The drain pauses through the engine core itself (no fixed sleep after it); without these it falls back to
+    # pause_generation, which still drains but sleeps 20 ms every step.
+    assert _accepts(AsyncMPClient.pause_scheduler_async, "mode")
+    assert _accepts(AsyncMPClient.pause_scheduler_async, "clear_cache")
 
 
 def test_sglang_replica_loads_through_verls_loader():
@@ -143,6 +154,65 @@ def test_vllm_drain_waits_in_wait_mode_and_keeps_cache():
     assert not slow["drained"]
 
 
+class EngineCore:
+    """The engine core's pause: completes once the running requests are done (`seconds`); records its arguments."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls: list[dict] = []
+
+    async def pause_scheduler_async(self, mode="abort", clear_cache=True) -> None:
+        self.calls.append({"mode": mode, "clear_cache": clear_cache})
+        await asyncio.sleep(self.seconds)
+
+
+class FrontEnd:
+    """An AsyncLLM: `output_processor.request_states` holds what the front end still tracks."""
+
+    def __init__(self, seconds: float, requests: dict[str, float]) -> None:
+        self.engine_core = EngineCore(seconds)
+        self.output_processor = type("OutputProcessor", (), {})()
+        self.output_processor.request_states = dict.fromkeys(requests)
+        self.handed_on_after = requests  # request id -> seconds after the pause until its last output is handed on
+
+    async def pause_generation(self, *, mode="abort", wait_for_inflight_requests=None, clear_cache=True):
+        raise AssertionError("the drain pauses through the engine core when it can")
+
+    async def run(self, timeout: float) -> dict:
+        async def hand_on(request_id: str, after: float) -> None:
+            await asyncio.sleep(self.engine_core.seconds + after)
+            self.output_processor.request_states.pop(request_id)
+
+        tasks = [asyncio.create_task(hand_on(r, s)) for r, s in self.handed_on_after.items() if s is not None]
+        report = await drain_vllm(self, timeout=timeout)
+        report["still_tracked"] = sorted(self.output_processor.request_states)
+        for task in tasks:
+            task.cancel()
+        return report
+
+
+def test_vllm_drain_pauses_the_engine_core_and_waits_only_for_outputs_of_tracked_requests(monkeypatch):
+    # A grace far beyond the drain's timeout: an idle engine must not sit through it.
+    monkeypatch.setattr(engines, "OUTPUT_GRACE_S", 30.0)
+    idle = FrontEnd(0.01, {})
+    report = asyncio.run(idle.run(timeout=2))
+    assert report["drained"] and report["in_flight"] == 0
+    assert idle.engine_core.calls == [{"mode": "wait", "clear_cache": False}]
+
+    # Requests running at the pause: the drain returns once the front end has handed on their last outputs.
+    busy = FrontEnd(0.05, {"a": 0.02, "b": 0.05})
+    report = asyncio.run(busy.run(timeout=2))
+    assert report["drained"] and report["in_flight"] == 2 and report["still_tracked"] == []
+
+
+def test_vllm_drain_waits_for_outputs_at_most_vllms_own_grace(monkeypatch):
+    """A request queued behind the pause stays tracked until the resume; the drain does not wait for it."""
+    monkeypatch.setattr(engines, "OUTPUT_GRACE_S", 0.05)
+    queued = FrontEnd(0.01, {"queued": None, "ran": 0.0})
+    report = asyncio.run(queued.run(timeout=2))
+    assert report["drained"] and report["in_flight"] == 2 and report["still_tracked"] == ["queued"]
+
+
 class Replica:
     def __init__(self, result: dict) -> None:
         self.result = result
@@ -180,3 +250,57 @@ def test_the_drain_keeps_each_servers_reading_for_the_overlap():
     assert drain.last_served == []
     drain.drain()
     assert drain.last_served == [reading]  # the server without counters (SGLang) reports none
+
+
+class ServerHandle:
+    """A Ray actor handle of the server: `handle.method.remote()` runs the real server method."""
+
+    def __init__(self, server) -> None:
+        self.server = server
+
+    def __getattr__(self, name: str):
+        method = getattr(self.server, name)
+        return type("Method", (), {"remote": staticmethod(method)})()
+
+
+class ResumingEngine:
+    def __init__(self) -> None:
+        self.resumed = 0
+
+    async def resume_generation(self) -> None:
+        self.resumed += 1
+
+
+def test_the_resume_reports_the_served_counters_in_the_same_call(monkeypatch):
+    """verl's resume (engine on the first server, then every gate) with each server's counters, one call per server."""
+    install_draining_replicas()
+    from atropos_verl.trainer.drain import policy_stamp
+    from atropos_verl.trainer.drain.vllm_replica import DrainingVLLMHttpServer, DrainingVLLMReplica
+
+    engines_ = [ResumingEngine(), ResumingEngine()]
+    servers = []
+    for rank, engine in enumerate(engines_):
+        server = object.__new__(DrainingVLLMHttpServer)
+        server.node_rank, server.engine = rank, engine
+        server._submission_paused, server._rejecting, server._resume_event = True, False, asyncio.Event()
+        servers.append(server)
+    replica = object.__new__(DrainingVLLMReplica)
+    replica.servers = [ServerHandle(server) for server in servers]
+    monkeypatch.setitem(policy_stamp._STATE, "version", 7)
+
+    served = resume_and_report([replica])  # auto-awaited, as the trainer calls it
+    assert [e.resumed for e in engines_] == [1, 0]  # the engine resumes once, through the first server
+    assert all(not s._submission_paused and s._resume_event.is_set() for s in servers)
+    assert served == [policy_stamp.stats()] and served[0]["version"] == 7
+
+
+def test_replicas_without_counters_are_resumed_the_verl_way():
+    class SGLangLike:
+        def __init__(self) -> None:
+            self.resumed = False
+
+        async def resume_generation(self) -> None:
+            self.resumed = True
+
+    replica = SGLangLike()
+    assert resume_and_report([replica]) == [] and replica.resumed

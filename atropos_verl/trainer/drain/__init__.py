@@ -64,6 +64,20 @@ async def served_stats(replicas: Sequence[Any]) -> list[dict[str, Any]]:
     return [stats for per_replica in await asyncio.gather(*calls) for stats in per_replica]
 
 
+@auto_await
+async def resume_and_report(replicas: Sequence[Any]) -> list[dict[str, Any]]:
+    """Resume generation on every replica (verl's `resume_generation_replicas`) and return `served_stats`, in one Ray
+    call per replica where it can (`DrainingVLLMReplica.resume_and_report`): the trainer reads both after each push."""
+    reporting = [replica for replica in replicas if hasattr(replica, "resume_and_report")]
+    others = [replica for replica in replicas if not hasattr(replica, "resume_and_report")]
+    per_replica = await asyncio.gather(*[replica.resume_and_report() for replica in reporting],
+                                       *[replica.resume_generation() for replica in others])
+    served = [stats for stats_list in per_replica[: len(reporting)] for stats in stats_list]
+    if others:
+        served += await served_stats(others)
+    return served
+
+
 def overlap_metrics(before: Sequence[dict[str, Any]], after: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Completions and tokens the servers answered between two `served_stats` calls (the actor's update)."""
     if not before or len(before) != len(after):

@@ -7,9 +7,13 @@ verl's Ray `generate` path). verl's hybrid cycle would sleep the engines under t
 whatever is running: the env then receives HTTP 200 with `finish_reason: "abort"` and a truncated completion that was
 partly sampled by the old weights. Pausing with a drain before the sleep removes both.
 
-- vLLM: `AsyncLLM.pause_generation(mode="wait")` (`wait_for_inflight_requests=True` before the `mode` argument
-  existed) stops scheduling new requests and returns when the running ones are done; requests arriving meanwhile are
-  queued by the engine (`PauseState.PAUSED_NEW`, `vllm/v1/core/sched/scheduler.py` get_num_unfinished_requests).
+- vLLM: the engine core's `pause_scheduler(mode="wait")` stops scheduling new requests and returns when the running
+  ones are done; requests arriving meanwhile are queued by the engine (`PauseState.PAUSED_NEW`,
+  `vllm/v1/core/sched/scheduler.py` get_num_unfinished_requests). `AsyncLLM.pause_generation` makes the same call and
+  then sleeps a fixed 20 ms so the front end hands on the last outputs first (for ordering, not correctness, by its
+  own comment): with nothing running that is 20 ms of every hybrid step for nothing. The drain calls the engine core
+  itself and waits only while requests that were tracked when it began are still being handed on, at most those
+  20 ms. vLLM without that call (before `mode` existed) gets `pause_generation(wait_for_inflight_requests=True)`.
 - SGLang: the tokenizer manager's `is_pause` flag parks new requests in `generate_request` before they reach the
   scheduler; the running ones finish and leave `rid_to_state`. `pause_generation(mode="in_place"|"retract")` would
   freeze or re-queue the running ones instead, which is exactly what must not happen.
@@ -30,10 +34,15 @@ def _accepts(fn: Any, name: str) -> bool:
         return False
 
 
+def _request_states(engine: Any) -> dict[str, Any]:
+    """The vLLM front end's requests by id (running plus queued)."""
+    states = getattr(getattr(engine, "output_processor", None), "request_states", None)
+    return states if states is not None else {}
+
+
 def vllm_in_flight(engine: Any) -> int:
     """Requests the vLLM front-end still tracks (running plus queued)."""
-    states = getattr(getattr(engine, "output_processor", None), "request_states", None)
-    return len(states) if states is not None else 0
+    return len(_request_states(engine))
 
 
 def vllm_sleep_keeps_queue(engine: Any) -> bool:
@@ -41,21 +50,39 @@ def vllm_sleep_keeps_queue(engine: Any) -> bool:
     return _accepts(engine.sleep, "mode")
 
 
+#: vLLM's own wait after a pause for the front end to hand on the last outputs (`AsyncLLM.pause_generation`).
+OUTPUT_GRACE_S = 0.02
+
+
+async def _pause_vllm(engine: Any, tracked: frozenset[str]) -> None:
+    """Pause in wait mode; then let the front end hand on what the requests in `tracked` still have to send."""
+    has_mode = _accepts(engine.pause_generation, "mode")
+    core_pause = getattr(getattr(engine, "engine_core", None), "pause_scheduler_async", None)
+    if core_pause is None or not has_mode:
+        await engine.pause_generation(clear_cache=False, **({"mode": "wait"} if has_mode else
+                                                            {"wait_for_inflight_requests": True}))
+        return
+    await core_pause(mode="wait", clear_cache=False)
+    deadline = time.monotonic() + OUTPUT_GRACE_S
+    while tracked and time.monotonic() < deadline:
+        states = _request_states(engine)
+        if not any(request_id in states for request_id in tracked):
+            return
+        await asyncio.sleep(0.001)
+
+
 async def drain_vllm(engine: Any, timeout: float) -> dict[str, Any]:
     """Pause a vLLM AsyncLLM after its running requests finish; give up after `timeout` s (engine stays paused)."""
     start = time.monotonic()
-    before = vllm_in_flight(engine)
-    kwargs: dict[str, Any] = (
-        {"mode": "wait"} if _accepts(engine.pause_generation, "mode") else {"wait_for_inflight_requests": True}
-    )
+    tracked = frozenset(_request_states(engine))
     try:
-        await asyncio.wait_for(engine.pause_generation(clear_cache=False, **kwargs), timeout)
+        await asyncio.wait_for(_pause_vllm(engine, tracked), timeout)
         drained = True
     except TimeoutError:
         drained = False
     return {
         "drained": drained,
-        "in_flight": before,
+        "in_flight": len(tracked),
         "left": 0 if drained else vllm_in_flight(engine),
         "seconds": time.monotonic() - start,
     }

@@ -6,6 +6,10 @@ Two changes to `vLLMHttpServer`, both through its own hook points, everything el
 - `drain_generation(timeout)`: see `engines.drain_vllm`; it also reports `policy_stamp.stats()` as the pause began.
 - `set_global_steps` (verl calls it after every weight push) also sets the policy version the server stamps on its
   answers (`policy_stamp`); `policy_stats()` reports it with the count of completions answered.
+- `resume_and_report()`: verl's `resume_generation` makes two Ray calls per replica one after the other (resume the
+  engine, then open the submission gate); here the first server does both in one call and answers with its
+  `policy_stamp.stats()`, which the trainer reads after every push anyway. The other servers' gates open after it,
+  as in verl.
 - `_sleep_hybrid`: vLLM's `sleep()` pauses the scheduler first, by default with `mode="abort"`, which also aborts
   requests merely *queued* during the drain (`vllm/v1/engine/core.py` sleep -> pause_scheduler ->
   `finish_requests(None, FINISHED_ABORTED)`). With `mode="keep"` they stay queued through the sleep and run after the
@@ -42,6 +46,10 @@ class DrainingVLLMHttpServer(vLLMHttpServer):
     async def policy_stats(self) -> dict[str, Any] | None:
         return policy_stamp.stats() if self.node_rank == 0 else None
 
+    async def resume_generation_and_report(self) -> dict[str, Any] | None:
+        await self.resume_generation()
+        return await self.policy_stats()
+
     async def _sleep_hybrid(self) -> None:
         if not vllm_sleep_keeps_queue(self.engine):
             logger.warning("this vLLM's sleep() has no mode argument: requests queued during the sleep may be aborted")
@@ -63,3 +71,10 @@ class DrainingVLLMReplica(vLLMReplica):
     async def policy_stats(self) -> list[dict[str, Any]]:
         results = await asyncio.gather(*[server.policy_stats.remote() for server in self.servers])
         return [r for r in results if r is not None]
+
+    async def resume_and_report(self) -> list[dict[str, Any]]:
+        """verl's `resume_generation` (engine first, then every gate) returning `policy_stats()`, in fewer calls."""
+        first, *others = self.servers
+        served = await first.resume_generation_and_report.remote()
+        rest = await asyncio.gather(*[server.open_submission_gate.remote() for server in others])
+        return [r for r in (served, *rest) if r is not None]
