@@ -230,6 +230,11 @@ PATCHES: tuple[Patch, ...] = (
           ENVS, "always", "atroposlib logs and swallows failed posts: an environment can look healthy and post nothing",
           "atroposlib/envs/base.py:526,798,828",
           "tests/env_side/test_posting.py::test_posts_are_counted_against_the_real_api"),
+    Patch("env_start_pause", "atroposlib.envs.base.asyncio", "module global rebound (asyncio with one sleep skipped)",
+          "atropos_verl.env_side.start_pause:install", ENVS, "the run's only environment process",
+          "env_manager sleeps 5 s after registering for other instances to register: with one process there are none, "
+          "and the run's first batch waited for it", "atroposlib/envs/base.py:1186-1187",
+          "tests/env_side/test_start_pause.py::test_atroposlib_pauses_5_s_after_registering"),
     Patch("vllm_policy_stamp", "vllm.entrypoints.serve.middleware.register.init_entrypoints_middleware",
           "config value (engine_kwargs.vllm.middleware)", "atropos_verl.trainer.drain.policy_stamp:PolicyVersionStamp",
           "vLLM server actors", "rollout.name=vllm",

@@ -20,7 +20,16 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-from atropos_verl.env_side import aborts, compat, policy_version, posting, routing, sampling, vllm_adapter
+from atropos_verl.env_side import (
+    aborts,
+    compat,
+    policy_version,
+    posting,
+    routing,
+    sampling,
+    start_pause,
+    vllm_adapter,
+)
 from atropos_verl.env_side.loading import CHECKOUT_ENV, load_file
 from atropos_verl.envs import BUILTIN_ENVS, load_builtin
 
@@ -73,6 +82,7 @@ def install_all() -> posting.EnvStatus:
     routing.install()
     sampling.install()
     policy_version.install()
+    start_pause.install()
     status = posting.EnvStatus(os.environ.get(posting.STATUS_FILE_ENV))
     posting.install(status)
     return status
