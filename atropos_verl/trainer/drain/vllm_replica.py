@@ -1,8 +1,8 @@
 # Copyright 2026 atropos-verl contributors
 # SPDX-License-Identifier: Apache-2.0
-"""verl's vLLM replica with a drained pause and a sleep that keeps queued requests.
+"""verl's vLLM replica with a drained pause, a sleep that keeps queued requests and a resume that reports.
 
-Two changes to `vLLMHttpServer`, both through its own hook points, everything else inherited:
+Added to `vLLMHttpServer` and `vLLMReplica` through their own hook points, everything else inherited:
 - `drain_generation(timeout)`: see `engines.drain_vllm`; it also reports `policy_stamp.stats()` as the pause began.
 - `set_global_steps` (verl calls it after every weight push) also sets the policy version the server stamps on its
   answers (`policy_stamp`); `policy_stats()` reports it with the count of completions answered.
