@@ -40,7 +40,7 @@ def start_run(cwd: Path, *overrides: str, config: Path = CONFIG, env: dict[str, 
     return subprocess.Popen(argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
-def wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str, cwd: Path):
+def wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str, cwd: Path, poll: float = 1.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -48,7 +48,7 @@ def wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str, cwd: 
             return value
         if proc.poll() is not None:
             raise AssertionError(f"launcher exited ({proc.returncode}) while waiting for {what}:\n{output(cwd)}")
-        time.sleep(1)
+        time.sleep(poll)
     raise AssertionError(f"timed out waiting for {what}:\n{output(cwd)}")
 
 

@@ -31,12 +31,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 @pytest.mark.parametrize("mode", ["async"])
 def test_killed_trainer_is_resumed_from_its_checkpoint(tmp_path, mode):
     run_dir = tmp_path / "runs" / "cpu_tiny"
-    steps = 6
+    # Enough steps that the kill lands with steps left: an asynchronous step of this run takes 0.15-0.2 s on a fast
+    # day, and 6 steps once all ended within the second between two looks for the first checkpoint.
+    steps = 40
     proc = start_run(tmp_path, f"trainer.total_training_steps={steps}", "trainer.save_freq=1",
                      config=config_with(tmp_path, mode=mode))
     ckpt = run_dir / "checkpoints" / "latest_checkpointed_iteration.txt"
     try:
-        wait_for(ckpt.is_file, 600, proc, "the first checkpoint", tmp_path)
+        wait_for(ckpt.is_file, 600, proc, "the first checkpoint", tmp_path, poll=0.1)
         sid = recorded_sessions(run_dir)["trainer"][-1]
         for p in session_members(sid):
             os.kill(p.pid, signal.SIGKILL)
