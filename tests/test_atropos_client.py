@@ -183,6 +183,26 @@ def test_poll_timeout_when_api_is_down(tmp_path):
     assert api.url in str(err.value) and "unreachable" in str(err.value)
 
 
+def test_an_api_that_is_not_ready_in_time_is_stopped(tmp_path):
+    """`with AtroposAPIProcess()` never reaches __exit__ when the start fails, so the start stops what it started."""
+    import psutil
+
+    api = AtroposAPIProcess(log_path=tmp_path / "api.log")
+    started: list[int] = []
+    original = api.wait_ready
+
+    def not_ready(timeout: float) -> None:
+        started.append(api.proc.pid)
+        original(0.0)  # the real readiness check, given no time: atroposlib's app cannot answer yet
+
+    api.wait_ready = not_ready
+    with pytest.raises(Exception, match="Atropos API"):
+        with api:
+            pytest.fail("entered although the API never became ready")
+    assert started and api.proc is None
+    assert not psutil.pid_exists(started[0]) or psutil.Process(started[0]).status() == psutil.STATUS_ZOMBIE
+
+
 def test_client_errors_are_not_retried(api):
     client = AtroposClient(api.url)
     with pytest.raises(AtroposAPIError, match="422"):

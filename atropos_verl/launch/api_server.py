@@ -60,7 +60,11 @@ class AtroposAPIProcess:
     def start(self, ready_timeout: float = 60.0) -> AtroposAPIProcess:
         argv = [sys.executable, "-m", "atroposlib.cli.run_api", "--host", self.host, "--port", str(self.port)]
         self.proc = start_process(argv, log_path=self.log_path)
-        self.wait_ready(ready_timeout)
+        try:
+            self.wait_ready(ready_timeout)
+        except BaseException:  # not ready, or interrupted: `with` never reaches __exit__, so stop it here
+            self.stop()
+            raise
         return self
 
     def wait_ready(self, timeout: float) -> None:
