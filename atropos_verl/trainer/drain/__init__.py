@@ -68,14 +68,14 @@ async def served_stats(replicas: Sequence[Any]) -> list[dict[str, Any]]:
 async def resume_and_report(replicas: Sequence[Any]) -> list[dict[str, Any]]:
     """Resume generation on every replica (verl's `resume_generation_replicas`) and return `served_stats`, in one Ray
     call per replica where it can (`DrainingVLLMReplica.resume_and_report`): the trainer reads both after each push."""
-    reporting = [replica for replica in replicas if hasattr(replica, "resume_and_report")]
-    others = [replica for replica in replicas if not hasattr(replica, "resume_and_report")]
-    per_replica = await asyncio.gather(*[replica.resume_and_report() for replica in reporting],
-                                       *[replica.resume_generation() for replica in others])
-    served = [stats for stats_list in per_replica[: len(reporting)] for stats in stats_list]
-    if others:
-        served += await served_stats(others)
-    return served
+
+    async def resume(replica: Any) -> list[dict[str, Any]]:
+        if hasattr(replica, "resume_and_report"):
+            return await replica.resume_and_report()
+        await replica.resume_generation()
+        return await served_stats([replica])
+
+    return [stats for per_replica in await asyncio.gather(*map(resume, replicas)) for stats in per_replica]
 
 
 def overlap_metrics(before: Sequence[dict[str, Any]], after: Sequence[dict[str, Any]]) -> dict[str, float]:
