@@ -352,6 +352,36 @@ def validate(
     )
 
 
+def longest_regions(group: Any) -> tuple[int, int] | None:
+    """Longest prompt and longest response of a group, in tokens, split as `validate` splits them; None when the group
+    is too broken to split (a rejection message quotes these for the length rules)."""
+    try:
+        flat_tokens, lengths = flat_ints(group["tokens"])
+        flat_masks, mask_lengths = flat_ints(group["masks"])
+    except (KeyError, TypeError, OverflowError):
+        return None
+    if not lengths.size or not np.array_equal(lengths, mask_lengths):
+        return None
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    ends = starts + lengths
+    first = first_true(flat_masks != IGNORE_INDEX, starts, ends)
+    if np.any(first < 0):
+        return None
+    return int((first - starts).max()), int((ends - first).max())
+
+
+def length_detail(reason: str, group: Any, max_prompt: int, max_response: int) -> str:
+    """For a prompt/response length rejection, the lengths against the caps it broke ("" for any other reason)."""
+    if reason not in (Reason.PROMPT_TOO_LONG, Reason.RESPONSE_TOO_LONG):
+        return ""
+    regions = longest_regions(group)
+    if regions is None:
+        return ""
+    if reason == Reason.PROMPT_TOO_LONG:
+        return f"longest prompt {regions[0]} tokens > data.max_prompt_length={max_prompt}"
+    return f"longest response {regions[1]} tokens > data.max_response_length={max_response}"
+
+
 def first_true(flags: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Index (into the flat array) of the first True in each [start, end) segment, or -1."""
     hits = np.flatnonzero(flags)

@@ -11,6 +11,8 @@ An ASGI wrapper around atroposlib's own app, outermost, so it sees bodies before
   batch (one it cannot pack sits in the queue forever and stalls the run).
 * A rejected group gets a 4xx naming the reason and is appended to the run's quarantine file; it never enters the
   queue. Good groups of the same `/scored_data_list` post are still queued.
+* The door's counts (let through, rejected by reason and environment, rejected since the last group let through) go
+  to `door_file` (`door_stats`), which the trainer reads: it cannot see groups that never reach a batch.
 * `GET /reset_data` wipes every queue and registration: refused unless the launcher's token is sent.
 """
 
@@ -24,7 +26,8 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from dataclasses import dataclass, field
 from typing import Any
 
-from atropos_verl.group_rules import Limits, Reason, validate
+from atropos_verl.api_side.door_stats import DoorStats
+from atropos_verl.group_rules import Limits, Reason, length_detail, validate
 from atropos_verl.trainer.quarantine import QuarantineFile
 
 logger = logging.getLogger(__name__)
@@ -52,6 +55,7 @@ class GateSettings:
     max_body_bytes: int = 64 * MIB
     max_decompressed_bytes: int = 256 * MIB
     token: str | None = None
+    door_file: str | None = None
 
     @classmethod
     def load(cls, path: str) -> GateSettings:
@@ -101,6 +105,7 @@ class Gate:
         self.limits = Limits.from_mapping(settings.limits)
         self.quarantine = QuarantineFile(settings.quarantine_file)
         self.rejected = 0
+        self.door = DoorStats(settings.door_file)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -141,6 +146,7 @@ class Gate:
         if rejected:
             self._quarantine(groups, rejected)
         if not rejected:
+            self.door.let_through(len(groups))
             await self.app(_with_body(scope, body), _replay(body), send)
             return
         accepted = 0
@@ -148,6 +154,7 @@ class Gate:
             forward = json.dumps([groups[i] for i in good]).encode()
             status = await _call_quietly(self.app, _with_body(scope, forward), _replay(forward))
             accepted = len(good) if status == 200 else 0
+            self.door.let_through(accepted)
         reasons = [{"index": i, "reason": r} for i, r in rejected]
         detail = "; ".join(f"group {i}: {r}" for i, r in rejected)
         await _respond(send, 422, {"detail": f"rejected {detail}", "rejected": reasons, "accepted": accepted})
@@ -179,6 +186,12 @@ class Gate:
             return envs[env_id].get("desired_name") if ok else None
 
         counts = self.quarantine.write(step, groups, rejected, env_name=env_name, source="api")
+        s = self.settings
+        self.door.refused(
+            (reason, env_name(_env_id(groups[i])), length_detail(reason, groups[i], s.max_prompt_length,
+                                                                 s.max_response_length))
+            for i, reason in rejected
+        )
         logger.warning("rejected %d group(s) at the door: %s", len(rejected), dict(counts))
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
@@ -207,6 +220,10 @@ class Gate:
             if len(body) > inflated_limit or inflater.unconsumed_tail:
                 raise Rejected(413, f"gzip body inflates beyond the limit of {inflated_limit} bytes")
         return body
+
+
+def _env_id(group: Any) -> Any:
+    return group.get("env_id") if isinstance(group, Mapping) else None
 
 
 def _non_finite(group: Mapping[str, Any]) -> str | None:

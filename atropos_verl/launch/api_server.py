@@ -33,6 +33,7 @@ def gated_api(plan: RunPlan, model_path: str) -> tuple[list[str], dict[str, str]
         max_response_length=plan.max_response_length,
         batch_size=int(plan.verl.data.train_batch_size) * plan.group_size,
         quarantine_file=str(atropos.quarantine_file),
+        door_file=str(atropos.door_file),
         limits={**dict(atropos.limits), "vocab_size": vocab_size_of(model_path)},
         max_body_bytes=int(plan.config.api.max_body_mb * MIB),
         max_decompressed_bytes=int(plan.config.api.max_decompressed_mb * MIB),

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from atropos_verl.api_side.door_stats import read_door_stats
 from atropos_verl.launch.env_configs import env_status_file
 from atropos_verl.launch.supervisor import Supervisor
 from atropos_verl.trainer.atropos_client import API_CLIENT_FILE
@@ -34,6 +35,7 @@ class Snapshot:
     lag: dict[str, float] = field(default_factory=dict)  # the last step's atropos/lag/{mean,max}
     checked_at: float = 0.0
     api_client: dict[str, Any] = field(default_factory=dict)  # the trainer's PollHealth: 5xx from /batch, stall
+    door: dict[str, Any] = field(default_factory=dict)  # the API door's counts (`api_side.door_stats`)
 
 
 def api_client_problem(record: dict[str, Any]) -> str | None:
@@ -45,6 +47,17 @@ def api_client_problem(record: dict[str, Any]) -> str | None:
     if record.get("server_errors"):
         parts.append(f"/batch 5xx x{record['server_errors']}: {str(record.get('last_server_error'))[:120]}")
     return "; ".join(parts) or None
+
+
+def door_phrase(record: dict[str, Any]) -> str | None:
+    """One phrase for the live view when the API's door has rejected groups, else None."""
+    if not record.get("rejected"):
+        return None
+    reasons = sorted((record.get("by_reason") or {}).items(), key=lambda item: -item[1])
+    phrase = f"door rejected {record['rejected']}: " + ", ".join(f"{r} x{n}" for r, n in reasons[:3])
+    if record.get("streak", 0) > 1:
+        phrase += f" (the last {record['streak']} in a row)"
+    return phrase
 
 
 def read_env_status(path: Path, pid: int | None) -> dict[str, Any] | None:
@@ -174,6 +187,7 @@ class HealthMonitor:
             snap.api_client = json.loads((self.plan.run_dir / API_CLIENT_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             snap.api_client = {}
+        snap.door = read_door_stats(self.plan.verl.atropos.door_file) or {}
         metrics = last_metrics(self.plan.run_dir)
         if metrics:
             snap.trainer_step = metrics.get("step")

@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from atropos_verl.launch.health import HealthMonitor, api_client_problem, env_health
+from atropos_verl.launch.health import HealthMonitor, api_client_problem, door_phrase, env_health
 from atropos_verl.launch.supervisor import Supervisor
 
 
@@ -60,7 +60,7 @@ class LiveView:
             f"{c.name}={c.state}" + (f"({c.restarts}r)" if c.restarts else "") for c in self.sup.children
         )
         score = "-" if s.mean_score is None else f"{s.mean_score:.3f}"
-        problem = api_client_problem(s.api_client)
+        problem = "; ".join(filter(None, (api_client_problem(s.api_client), door_phrase(s.door))))
         return (
             f"[{time.monotonic() - self._started:6.0f}s] step {_show(s.trainer_step)}"
             f" | api step {_show(s.api_step)} queue {_show(s.queue_size)} | mean score {score}{policy_phrase(s)}"
@@ -90,6 +90,8 @@ class LiveView:
         )
         if problem := api_client_problem(s.api_client):
             stats.append(f"\n{problem}", style="bold red")
+        if door := door_phrase(s.door):
+            stats.append(f"\n{door}", style="yellow")
         return Group(table, stats)
 
     def refresh(self) -> None:
@@ -124,6 +126,8 @@ class LiveView:
         ]
         if problem := api_client_problem(s.api_client):
             lines.append(f"  batch polling: {problem}")
+        if door := door_phrase(s.door):
+            lines.append(f"  API: {door}")
         for c in self.sup.children:
             lines.append(f"  {c.name}: {c.state}, exit code {c.exit_code}, restarts {c.restarts}, log {c.log_path}")
             if c.role == "env" and s.envs.get(c.name):

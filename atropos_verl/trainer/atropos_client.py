@@ -194,6 +194,7 @@ class AtroposClient:
         check_every: float = 10.0,
         on_check: Callable[[PollHealth], None] | None = None,
         first_interval: float = 0.02,
+        on_wait: Callable[[], None] | None = None,
     ) -> list[dict[str, Any]]:
         """Poll `/batch` until a batch arrives. Connection errors and 5xx back off exponentially; 4xx raise at once.
 
@@ -202,7 +203,8 @@ class AtroposClient:
         sits idle for that overshoot), and a long wait still costs the API only a few requests a second.
 
         Every `check_every` s of waiting, `/status` tells a slow environment from a stall and `on_check` gets the
-        client's health. Raises TimeoutError naming the API, its queue and what to check when nothing arrives.
+        client's health. `on_wait` runs after every poll that found no batch (it may raise to end the wait). Raises
+        TimeoutError naming the API, its queue and what to check when nothing arrives.
         """
         start = time.monotonic()
         deadline = start + timeout
@@ -220,6 +222,8 @@ class AtroposClient:
                         on_check(self.health)
                     return batch
                 delay, idle = idle, min(idle * 2, interval)
+                if on_wait is not None:
+                    on_wait()
             except (httpx.TransportError, httpx.HTTPStatusError) as exc:
                 last_error = exc
                 delay = min(max(delay * 2, interval), max_interval)

@@ -41,6 +41,7 @@ from .atropos_client import API_CLIENT_FILE, AtroposClient, PollHealth, Registra
 from .batch import AllGroupsRejected, groups_to_dataproto
 from .batch_trace import write_trace
 from .deadline import call_with_timeout, sync_hint
+from .door_rejections import DoorRejections, door_metrics
 from .drain import RolloutDrain, install_draining_replicas, overlap_metrics, resume_and_report, served_stats
 from .endpoints import Endpoints, publish_endpoints
 from .env_names import EnvNames
@@ -93,8 +94,10 @@ class AtroposRayTrainer(RayPPOTrainer):
         )
         self.env_names = EnvNames(self.run_dir / "envs")
         self.rejections = RejectionCeiling(
-            steps=int(self.atropos.reject_ceiling.steps), fraction=float(self.atropos.reject_ceiling.fraction)
+            steps=int(self.atropos.reject_ceiling.steps), fraction=float(self.atropos.reject_ceiling.fraction),
+            groups_per_step=int(self.config.data.train_batch_size),
         )
+        self.door = DoorRejections(self.atropos.get("door_file"))
         self.mode = str(self.atropos.get("mode", "hybrid"))
         self.placement = placement_of(self.config)
         #: The step whose update produced the actor's (and the servers') current weights: staleness is counted in
@@ -216,8 +219,10 @@ class AtroposRayTrainer(RayPPOTrainer):
             logger.warning("no group of this batch is usable: %s", sorted(rejected))
         counts = self.quarantine.write(self.global_steps, groups, sorted(rejected), env_name=names)
         by_env = rejected_by_env(groups, rejected, names)
-        self.rejections.record(len(groups), counts, by_env)
+        door_reasons, door_envs = self.door.take()  # groups the API refused since the last step never reach a batch
+        self.rejections.record(len(groups) + door_reasons.total(), counts + door_reasons, by_env + door_envs)
         metrics: dict[str, float] = stale.metrics(groups, self.max_staleness)
+        metrics.update(door_metrics(door_reasons))
         if data is not None:
             data.non_tensor_batch["env_name"] = np.array([names(e) for e in data.non_tensor_batch["env_id"]], object)
             metrics.update(group_metrics(data, received=len(groups), rejected=counts))
@@ -446,7 +451,8 @@ class AtroposRayTrainer(RayPPOTrainer):
         timing_raw: dict[str, float] = {}
         with marked_timer("step", timing_raw):
             with marked_timer("wait_batch", timing_raw):
-                groups = self.client.poll_batch(float(self.atropos.poll_timeout), on_check=self._publish_poll_health)
+                groups = self.client.poll_batch(float(self.atropos.poll_timeout), on_check=self._publish_poll_health,
+                                                on_wait=lambda: self.rejections.check_door(self.door.poll()))
             if self.global_steps == self._first_step:
                 startup_times.record(self.run_dir, "trainer", "first_batch")
             metrics["atropos/api_server_errors"] = float(self.client.health.server_errors)

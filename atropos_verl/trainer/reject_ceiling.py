@@ -5,12 +5,17 @@
 Quarantine keeps one broken environment from poisoning training, but a run whose every group is rejected would
 otherwise "finish" with exit 0 having trained on nothing. `atropos.reject_ceiling` (default: every group of 5
 consecutive steps rejected) ends such a run with an error naming the top reasons.
+
+Groups the API's door rejects count too (`door_rejections`), and they need a check of their own: when the door
+rejects everything, no batch ever forms and no step ends. While the trainer waits, `steps` batches' worth of groups
+rejected at the door in a row, none let through, end the run with the reasons and the lengths that broke the caps.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from typing import Any
 
 
 class NothingToLearnError(RuntimeError):
@@ -18,11 +23,13 @@ class NothingToLearnError(RuntimeError):
 
 
 class RejectionCeiling:
-    def __init__(self, *, steps: int, fraction: float):
+    def __init__(self, *, steps: int, fraction: float, groups_per_step: int = 1):
         if steps < 1 or not 0 < fraction <= 1:
             raise ValueError(f"atropos.reject_ceiling: need steps >= 1 and 0 < fraction <= 1, got {steps}, {fraction}")
         self.steps = steps
         self.fraction = fraction
+        #: Groups rejected at the door in a row, none let through, that end the run: `steps` batches' worth.
+        self.door_streak_limit = steps * max(int(groups_per_step), 1)
         self.streak = 0
         self.by_reason: Counter[str] = Counter()
         self.by_env: Counter[str] = Counter()
@@ -52,6 +59,26 @@ class RejectionCeiling:
                 f"(atropos.reject_ceiling: steps={self.steps}, fraction={self.fraction}); top reasons: {top}. "
                 "The run is learning nothing: see the quarantine file for the groups and fix the environment."
             )
+
+    def check_door(self, door: Mapping[str, Any] | None) -> None:
+        """`door`: the API door's counts (`api_side.door_stats`); raises when its streak reached the limit."""
+        if not door or int(door.get("streak", 0)) < self.door_streak_limit:
+            return
+        reasons = Counter(door.get("streak_by_reason") or {})
+        top = ", ".join(f"{reason} x{count}" for reason, count in reasons.most_common(3))
+        last = door.get("last") or {}
+        example = ""
+        if last:
+            example = f"; the last, from {last.get('env') or 'an unknown environment'}: {last.get('reason')}"
+        if last.get("detail"):
+            example += f" ({last['detail']})"
+        raise NothingToLearnError(
+            f"the Atropos API's door rejected the last {door['streak']} groups the environments posted and let "
+            f"none through ({self.steps} batches' worth, atropos.reject_ceiling.steps={self.steps}); "
+            f"reasons: {top}{example}. "
+            "No batch can form: fix the environment or the trainer's caps (data.max_prompt_length, "
+            "data.max_response_length); the rejected groups are in the quarantine file."
+        )
 
     def summary(self) -> str:
         if not self.rejected:

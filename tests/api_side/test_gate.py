@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from atropos_verl.api_side.door_stats import read_door_stats
 from atropos_verl.api_side.gate import GateSettings, packing_reason
 from atropos_verl.group_rules import Reason
 from atropos_verl.launch.processes import free_port, start_process, stop_process_group, wait_http_ok
+from atropos_verl.trainer.atropos_client import AtroposClient
+from atropos_verl.trainer.door_rejections import DoorRejections
+from atropos_verl.trainer.reject_ceiling import NothingToLearnError, RejectionCeiling
+from tests.atropos_groups import group, sequence
 from tests.hostile_posts import good_group, malformed_posts
 
 VOCAB, MAX_PROMPT, MAX_RESPONSE, BATCH = 64, 16, 8, 8
@@ -26,7 +32,8 @@ TOKEN = "sesame"
 def gated_api(tmp_path):
     settings = GateSettings(max_prompt_length=MAX_PROMPT, max_response_length=MAX_RESPONSE, batch_size=BATCH,
                             quarantine_file=str(tmp_path / "quarantine.jsonl"), limits={"vocab_size": VOCAB},
-                            max_body_bytes=MAX_BODY, max_decompressed_bytes=MAX_INFLATED)
+                            max_body_bytes=MAX_BODY, max_decompressed_bytes=MAX_INFLATED,
+                            door_file=str(tmp_path / "api_door.json"))
     (tmp_path / "gate.json").write_text(json.dumps(settings.__dict__))
     port = free_port()
     argv = [sys.executable, "-m", "atropos_verl.api_side.server", "--port", str(port), "--settings",
@@ -95,6 +102,53 @@ def test_good_groups_of_a_mixed_list_are_queued_and_the_answer_names_the_bad_one
     assert reply.status_code == 422
     assert reply.json()["accepted"] == 2 and reply.json()["rejected"] == [{"index": 1, "reason": "score_out_of_range"}]
     assert client.get("/status").json()["queue_size"] == 2
+
+
+def _door(settings: GateSettings, **expected) -> dict:
+    """The door file once it shows `expected` (its writes are at most 0.25 s apart; the last one is never lost)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        door = read_door_stats(settings.door_file) or {}
+        if all(door.get(k) == v for k, v in expected.items()):
+            return door
+        time.sleep(0.05)
+    raise AssertionError(f"door file never showed {expected}: {door}")
+
+
+def _overlong(k: int) -> dict:
+    """A group of the registered env whose responses are 3 tokens over the response cap."""
+    seqs = [sequence([3, 10 + k % 40, 11], list(range(20, 20 + MAX_RESPONSE + 3))) for _ in range(4)]
+    return group(seqs, [0.0, 1.0, 0.0, 1.0], env_id=0)
+
+
+def test_the_door_publishes_its_rejections_and_a_trainer_waiting_on_them_stops(gated_api):
+    client, settings, _proc = gated_api
+    _register(client)
+    for k in range(12):
+        assert client.post("/scored_data", json=_overlong(k)).status_code == 422
+    door = _door(settings, rejected=12)
+    assert door["streak"] == 12 and door["accepted"] == 0
+    assert door["by_reason"] == {Reason.RESPONSE_TOO_LONG: 12} and door["by_env"] == {"hostile": 12}
+    assert door["last"] == {"reason": Reason.RESPONSE_TOO_LONG, "env": "hostile",
+                            "detail": f"longest response {MAX_RESPONSE + 3} tokens > data.max_response_length=8"}
+
+    # The trainer's side: 3 steps of 4 groups rejected in a row end its wait for a batch, with the lengths.
+    reader = DoorRejections(settings.door_file)
+    ceiling = RejectionCeiling(steps=3, fraction=1.0, groups_per_step=4)
+    with AtroposClient(str(client.base_url)) as trainer, pytest.raises(NothingToLearnError) as failed:
+        trainer.poll_batch(30, on_wait=lambda: ceiling.check_door(reader.poll()))
+    assert "rejected the last 12 groups" in str(failed.value)
+    assert "response_too_long x12" in str(failed.value) and "longest response 11 tokens" in str(failed.value)
+
+    # Each step takes the rejections since the one before; a group let through ends the streak.
+    assert reader.take() == ({Reason.RESPONSE_TOO_LONG: 12}, {"hostile": 12})
+    assert client.post("/scored_data", json=good_group(1, env_id=0)).status_code == 200
+    assert client.post("/scored_data", json=_overlong(99)).status_code == 422
+    door = _door(settings, rejected=13, accepted=1)
+    assert door["streak"] == 1
+    ceiling.check_door(reader.poll())
+    assert reader.take() == ({Reason.RESPONSE_TOO_LONG: 1}, {"hostile": 1})
+    assert len(Path(settings.quarantine_file).read_text().splitlines()) == 13  # every rejected group is kept
 
 
 def test_reset_data_needs_the_token(gated_api):

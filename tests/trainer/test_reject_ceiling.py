@@ -5,10 +5,14 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections import Counter
 
 import pytest
 
+from atropos_verl.api_side.door_stats import DoorStats
+from atropos_verl.trainer.door_rejections import DoorRejections
 from atropos_verl.trainer.env_names import EnvNames
 from atropos_verl.trainer.metrics import rejected_by_env, rejection_metrics
 from atropos_verl.trainer.reject_ceiling import NothingToLearnError, RejectionCeiling
@@ -64,3 +68,36 @@ def test_env_names_from_status_files(tmp_path):
     by_env = rejected_by_env([{"env_id": 0}, {"env_id": 3}, {"env_id": 0}], [(0, "r"), (2, "r")], names.name_of)
     metrics = rejection_metrics(by_env)
     assert metrics == {"atropos/env/gsm8k/groups_rejected": 2.0}
+
+
+def test_groups_rejected_at_the_door_in_a_row_end_the_wait_at_the_limit():
+    ceiling = RejectionCeiling(steps=2, fraction=1.0, groups_per_step=3)
+    ceiling.check_door(None)  # an API without the door file
+    ceiling.check_door({"streak": 5})
+    door = {"streak": 6, "streak_by_reason": {"response_too_long": 5, "prompt_too_long": 1},
+            "last": {"reason": "response_too_long", "env": "word_game",
+                     "detail": "longest response 19 tokens > data.max_response_length=16"}}
+    with pytest.raises(NothingToLearnError) as failed:
+        ceiling.check_door(door)
+    message = str(failed.value)
+    assert "rejected the last 6 groups" in message and "atropos.reject_ceiling.steps=2" in message
+    assert "response_too_long x5, prompt_too_long x1" in message
+    assert "from word_game: response_too_long (longest response 19 tokens > data.max_response_length=16)" in message
+
+
+def test_each_step_takes_the_door_rejections_since_the_last_even_across_an_api_restart(tmp_path):
+    path = tmp_path / "api_door.json"
+    reader = DoorRejections(path)
+    assert reader.take() == (Counter(), Counter())  # no door file yet
+    door = DoorStats(path, min_interval=0)
+    door.refused([("response_too_long", "a", ""), ("response_too_long", "b", ""), ("prompt_too_long", "a", "")])
+    assert reader.take() == (Counter(response_too_long=2, prompt_too_long=1), Counter(a=2, b=1))
+    door.let_through(2)
+    assert reader.take() == (Counter(), Counter())
+    restarted = DoorStats(path, min_interval=0)  # the supervisor restarted the API: its counts begin again
+    restarted.refused([("response_too_long", "a", "")])
+    os.utime(path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))  # a new mtime even on a coarse clock
+    assert reader.take() == (Counter(response_too_long=1), Counter(a=1))
+    ceiling = RejectionCeiling(steps=1, fraction=1.0)
+    ceiling.record(2 + 1, Counter(response_too_long=1), Counter(a=1))
+    assert "1 of 3 groups rejected" in ceiling.summary()
