@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ class EnvStatus:
             "send_failures": 0,
             "refused_by_api": 0,
             "errors_logged": 0,
+            "skipped_too_long": 0,  # groups atroposlib dropped before posting (`TOO_LONG_SKIP`)
             "last_error": None,
             "servers": [],
             "declared_servers": [],
@@ -69,19 +71,34 @@ class EnvStatus:
         tmp.replace(self.path)
 
 
-class _ErrorRecorder(logging.Handler):
-    """Counts ERROR records of any logger in the process and keeps the last message (atroposlib logs and swallows)."""
+#: atroposlib 0.4.0 drops a group whose longest sequence reaches the trainer's `max_token_len` (prompt cap + response
+#: cap + 1) with only this warning (`BaseEnv.handle_send_to_api`): such a group never reaches the API.
+TOO_LONG_SKIP = "Token length is too long in a group, skipping..."
 
-    def __init__(self, status: EnvStatus):
-        super().__init__(level=logging.ERROR)
+
+class LogWatch:
+    """A log-record factory that counts, in the status record, ERROR records of any logger (atroposlib logs and
+    swallows) with the last message, and the groups atroposlib drops as too long.
+
+    A record factory rather than a handler on the root logger: a handler there would turn the environment's own
+    `logging.basicConfig(...)` into a no-op and hide the warnings Python prints when no logging is configured.
+    """
+
+    def __init__(self, status: EnvStatus, make: Callable[..., logging.LogRecord]):
         self.status = status
+        self.make = make
 
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken log call must not break the environment
-            message = str(record.msg)
-        self.status.update({"errors_logged": 1}, last_error=f"{record.name}: {message}"[:2000])
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = self.make(*args, **kwargs)
+        if record.levelno >= logging.ERROR:
+            try:
+                message = record.getMessage()
+            except Exception:  # a broken log call must not break the environment
+                message = str(record.msg)
+            self.status.update({"errors_logged": 1}, last_error=f"{record.name}: {message}"[:2000])
+        elif record.msg == TOO_LONG_SKIP:
+            self.status.update({"skipped_too_long": 1})
+        return record
 
 
 def _groups_in(payload: Any) -> tuple[int, int]:
@@ -161,5 +178,6 @@ def install(status: EnvStatus) -> None:
     wrap_method(BaseEnv, "register_env", make_register)
     wrap_method(BaseEnv, "_post_json_with_compression", make_post)
     wrap_method(BaseEnv, "_send_scored_data_to_api", make_send)
-    logging.getLogger().addHandler(_ErrorRecorder(status))
+    current = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(LogWatch(status, current.make if isinstance(current, LogWatch) else current))
     status.update()

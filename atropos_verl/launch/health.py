@@ -134,6 +134,8 @@ def env_health(record: dict[str, Any], now: float | None = None, silent_after: f
         parts.append(f"{failures} failed posts")
     if record.get("errors_logged"):
         parts.append(f"{record['errors_logged']} errors")
+    if record.get("skipped_too_long"):
+        parts.append(f"{record['skipped_too_long']} groups dropped by atroposlib as too long")
     return ", ".join(parts)
 
 

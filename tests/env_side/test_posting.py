@@ -10,7 +10,7 @@ import logging
 import os
 import time
 
-from atropos_verl.env_side.posting import EnvStatus, _ErrorRecorder
+from atropos_verl.env_side.posting import TOO_LONG_SKIP, EnvStatus, LogWatch
 from atropos_verl.launch.doctor import check_envs
 from atropos_verl.launch.health import env_health
 from atropos_verl.trainer.endpoints import Endpoints
@@ -20,18 +20,42 @@ def test_status_counts_and_logged_errors(tmp_path):
     status = EnvStatus(tmp_path / "e.status.json")
     status.update(env_id=3, name="gsm8k", time=time.time())
     status.update({"groups_posted": 2, "sequences_posted": 8})
-    handler = _ErrorRecorder(status)
+    make = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(LogWatch(status, make))
     logger = logging.getLogger("test_posting")
-    logger.addHandler(handler)
     try:
         logger.error("Failed to send %s after retries: %s", "1 group", "boom")
         logger.warning("not counted")
+        logging.getLogger("atroposlib.envs.base").warning(TOO_LONG_SKIP)
+        logging.getLogger("atroposlib.envs.base").warning(TOO_LONG_SKIP)
     finally:
-        logger.removeHandler(handler)
+        logging.setLogRecordFactory(make)
     record = json.loads((tmp_path / "e.status.json").read_text())
     assert record["groups_posted"] == 2 and record["sequences_posted"] == 8 and record["errors_logged"] == 1
     assert record["last_error"].endswith("Failed to send 1 group after retries: boom")
+    assert record["skipped_too_long"] == 2
+    assert env_health({**record, "last_post_time": None}, now=record["time"]) == (
+        "posting, 2 groups, 1 errors, 2 groups dropped by atroposlib as too long")
     assert record["pid"] == os.getpid()
+
+
+def test_an_environments_own_logging_config_still_applies(tmp_path):
+    """Installing the watch adds no handler: an environment's `logging.basicConfig` (25 of Atropos' environments
+    call it) still configures logging, and with none configured Python still prints warnings."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging\n"
+        "from atropos_verl.env_side.posting import EnvStatus, install\n"
+        f"install(EnvStatus({str(tmp_path / 's.json')!r}))\n"
+        "logging.getLogger('x').warning('unconfigured warning')\n"
+        "logging.basicConfig(level=logging.INFO, format='configured %(message)s')\n"
+        "logging.getLogger('x').info('info line')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "unconfigured warning" in out.stderr and "configured info line" in out.stderr
 
 
 def test_health_phrases():
