@@ -44,6 +44,7 @@ from .deadline import call_with_timeout, sync_hint
 from .door_rejections import DoorRejections, door_metrics
 from .drain import RolloutDrain, install_draining_replicas, overlap_metrics, resume_and_report, served_stats
 from .endpoints import Endpoints, publish_endpoints
+from .env_drops import EnvDrops
 from .env_names import EnvNames
 from .metrics import group_metrics, rejected_by_env, rejection_metrics, split_drain, temperature_metrics, time_split
 from .old_log_probs import bypass_enabled, take_rollout_log_probs
@@ -98,6 +99,7 @@ class AtroposRayTrainer(RayPPOTrainer):
             groups_per_step=int(self.config.data.train_batch_size),
         )
         self.door = DoorRejections(self.atropos.get("door_file"))
+        self.env_drops = EnvDrops(self.run_dir / "envs")
         self.mode = str(self.atropos.get("mode", "hybrid"))
         self.placement = placement_of(self.config)
         #: The step whose update produced the actor's (and the servers') current weights: staleness is counted in
@@ -446,13 +448,23 @@ class AtroposRayTrainer(RayPPOTrainer):
         tmp.write_text(json.dumps({"step": self.global_steps, "time": time.time(), **health.to_json()}))
         tmp.replace(path)
 
+    def _check_waiting(self) -> None:
+        """While no batch comes: end the run when no batch can come (groups refused at the API's door in a row, or
+        dropped by the environments' atroposlib as too long with none posted)."""
+        self.rejections.check_door(self.door.poll())
+        dropped, posted = self.env_drops.since_mark()
+        data = self.config.data
+        self.rejections.check_env_drops(dropped, posted, max_prompt=int(data.max_prompt_length),
+                                        max_response=int(data.max_response_length))
+
     def _step(self) -> dict[str, float]:
         metrics: dict[str, float] = {"training/global_step": float(self.global_steps)}
         timing_raw: dict[str, float] = {}
         with marked_timer("step", timing_raw):
             with marked_timer("wait_batch", timing_raw):
                 groups = self.client.poll_batch(float(self.atropos.poll_timeout), on_check=self._publish_poll_health,
-                                                on_wait=lambda: self.rejections.check_door(self.door.poll()))
+                                                on_wait=self._check_waiting)
+            self.env_drops.mark()  # the drops that count are those after this batch
             if self.global_steps == self._first_step:
                 startup_times.record(self.run_dir, "trainer", "first_batch")
             metrics["atropos/api_server_errors"] = float(self.client.health.server_errors)

@@ -80,6 +80,22 @@ class RejectionCeiling:
             "data.max_response_length); the rejected groups are in the quarantine file."
         )
 
+    def check_env_drops(self, dropped: Mapping[str, int], posted: int, *, max_prompt: int, max_response: int) -> None:
+        """`dropped`: groups each environment's atroposlib dropped as too long since the last batch (`env_drops`);
+        `posted`: groups the environments posted meanwhile. Raises when they dropped the limit's worth, posted none."""
+        total = sum(dropped.values())
+        if posted or total < self.door_streak_limit:
+            return
+        envs = ", ".join(f"{env} x{n}" for env, n in Counter(dropped).most_common(3) if n)
+        raise NothingToLearnError(
+            f"the environments dropped {total} groups before posting them and posted none since the last batch "
+            f"({self.steps} batches' worth, atropos.reject_ceiling.steps={self.steps}); by environment: {envs}. "
+            f"atroposlib drops a group whose longest sequence reaches the trainer's max_token_len "
+            f"{max_prompt + max_response + 1} (data.max_prompt_length={max_prompt} + data.max_response_length="
+            f"{max_response} + 1): the environments' prompts are likely longer than the prompt cap. Raise it (the "
+            "served context must hold both caps) or shorten the prompts."
+        )
+
     def summary(self) -> str:
         if not self.rejected:
             return f"quarantine: 0 of {self.received} groups rejected"

@@ -13,6 +13,7 @@ import pytest
 
 from atropos_verl.api_side.door_stats import DoorStats
 from atropos_verl.trainer.door_rejections import DoorRejections
+from atropos_verl.trainer.env_drops import EnvDrops
 from atropos_verl.trainer.env_names import EnvNames
 from atropos_verl.trainer.metrics import rejected_by_env, rejection_metrics
 from atropos_verl.trainer.reject_ceiling import NothingToLearnError, RejectionCeiling
@@ -101,3 +102,24 @@ def test_each_step_takes_the_door_rejections_since_the_last_even_across_an_api_r
     ceiling = RejectionCeiling(steps=1, fraction=1.0)
     ceiling.record(2 + 1, Counter(response_too_long=1), Counter(a=1))
     assert "1 of 3 groups rejected" in ceiling.summary()
+
+
+def test_groups_the_environments_dropped_as_too_long_end_the_wait_only_when_none_was_posted(tmp_path):
+    def status(name, skipped, posted):
+        (tmp_path / f"{name}.status.json").write_text(
+            json.dumps({"env_id": 0, "skipped_too_long": skipped, "groups_posted": posted}))
+
+    drops = EnvDrops(tmp_path, min_interval=0)
+    ceiling = RejectionCeiling(steps=2, fraction=1.0, groups_per_step=3)
+    status("long", 4, 0)
+    status("fine", 0, 7)
+    drops.mark()  # a batch came: what came before it no longer counts
+    assert drops.since_mark() == (Counter(), 0)
+    status("long", 10, 0)
+    dropped, posted = drops.since_mark()
+    assert (dropped, posted) == (Counter(long=6), 0)
+    with pytest.raises(NothingToLearnError, match=r"dropped 6 groups.*long x6.*max_token_len 57 \(data.max_prompt"):
+        ceiling.check_env_drops(dropped, posted, max_prompt=48, max_response=8)
+    status("fine", 0, 8)  # one group posted meanwhile: a batch may still form
+    ceiling.check_env_drops(*drops.since_mark(), max_prompt=48, max_response=8)
+    ceiling.check_env_drops(Counter(long=5), 0, max_prompt=48, max_response=8)  # below the limit

@@ -1,0 +1,52 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""Groups the environments never posted: atroposlib drops a group whose longest sequence reaches the trainer's
+`max_token_len` (prompt cap + response cap + 1) before it reaches the API, leaving only a warning in the environment's
+log. The env side counts those drops in each process's status record (`skipped_too_long`, `env_side/posting.py`);
+this sums them, with the groups posted, over `<run dir>/envs/*.status.json`, so the trainer can tell, while it waits,
+that its environments generate without posting anything (`reject_ceiling.RejectionCeiling.check_env_drops`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+
+class EnvDrops:
+    def __init__(self, status_dir: str | Path, *, min_interval: float = 1.0):
+        self.status_dir = Path(status_dir)
+        self.min_interval = min_interval
+        self._read_at = float("-inf")
+        self._skipped: Counter[str] = Counter()
+        self._posted = 0
+        self._marked_skipped: Counter[str] = Counter()
+        self._marked_posted = 0
+        self._mark_pending = False
+
+    def _read(self) -> None:
+        skipped: Counter[str] = Counter()
+        posted = 0
+        for path in self.status_dir.glob("*.status.json"):
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+                skipped[path.name.removesuffix(".status.json")] = int(record.get("skipped_too_long") or 0)
+                posted += int(record.get("groups_posted") or 0)
+            except (OSError, ValueError, TypeError):
+                continue
+        self._skipped, self._posted, self._read_at = skipped, posted, time.monotonic()
+
+    def mark(self) -> None:
+        """A batch arrived: count from the next wait on (read then, so a step whose batch is ready reads nothing)."""
+        self._mark_pending = True
+
+    def since_mark(self) -> tuple[Counter[str], int]:
+        """Groups dropped as too long per environment, and groups posted, since the last batch (files re-read at
+        most every `min_interval` s). A restarted environment process starts its counts again from zero."""
+        if self._mark_pending or time.monotonic() - self._read_at >= self.min_interval:
+            self._read()
+        if self._mark_pending:
+            self._marked_skipped, self._marked_posted, self._mark_pending = Counter(self._skipped), self._posted, False
+        return self._skipped - self._marked_skipped, max(self._posted - self._marked_posted, 0)
