@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 
 class DoorStats:
@@ -37,6 +40,8 @@ class DoorStats:
         self.last: dict[str, Any] | None = None
         self._written_at = 0.0
         self._flush_pending = False
+        self._write_failed = False
+        self.write()  # this API's counts from its start, in place of any an earlier API left
 
     def let_through(self, groups: int) -> None:
         """`groups` groups passed the door and went to atroposlib's queue."""
@@ -92,8 +97,13 @@ class DoorStats:
         if self.path is None:
             return
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.snapshot()), encoding="utf-8")
-        tmp.replace(self.path)
+        try:
+            tmp.write_text(json.dumps(self.snapshot()), encoding="utf-8")
+            tmp.replace(self.path)
+        except OSError as exc:  # publishing counts must never fail a post; say so once
+            if not self._write_failed:
+                logger.warning("cannot write the door's counts to %s: %s", self.path, exc)
+            self._write_failed = True
 
 
 def read_door_stats(path: str | Path) -> dict[str, Any] | None:

@@ -89,6 +89,14 @@ def _wait_for_endpoints(plan: RunPlan, sup: Supervisor, view: LiveView, stop: li
                     f"{plan.config.supervision.startup_timeout:.0f}s; see {trainer.log_path}")
 
 
+def forget_previous_counts(plan: RunPlan) -> None:
+    """Remove a previous run's API door counts and environment status records: the trainer ends a wait on what
+    they count (groups refused, or dropped before posting, with none let through), and must see this run's only."""
+    Path(str(plan.verl.atropos.door_file)).unlink(missing_ok=True)
+    for status in (plan.run_dir / "envs").glob("*.status.json"):
+        status.unlink(missing_ok=True)
+
+
 def _start_envs(plan: RunPlan, sup: Supervisor) -> None:
     """Start the environment processes before their configs exist: they import while verl's servers come up and
     wait for the config (`runner.await_config`) that `write_env_configs` writes once the servers are published."""
@@ -146,6 +154,7 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
     (plan.run_dir / "logs").mkdir(parents=True, exist_ok=True)
     plan.endpoints_file.unlink(missing_ok=True)  # a previous run's servers are gone
     (plan.run_dir / KEY_FILE).unlink(missing_ok=True)  # and so is their key
+    forget_previous_counts(plan)
     trainer_env: dict[str, str] = {}
     if plan.needs_server_key:
         plan.server_key = new_key()

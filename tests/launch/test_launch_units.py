@@ -26,6 +26,7 @@ from atropos_verl.launch.env_configs import write_env_yaml
 from atropos_verl.launch.envs_list import list_envs
 from atropos_verl.launch.plan import make_plan
 from atropos_verl.launch.processes import free_port, session_members, started_since_boot
+from atropos_verl.launch.run import forget_previous_counts
 from atropos_verl.launch.run_temp import link_compile_cache, remove_run_files
 from atropos_verl.launch.supervisor import Child, RunFailed, Supervisor
 from atropos_verl.trainer.endpoints import Endpoints, publish_endpoints
@@ -111,6 +112,21 @@ def test_derived_env_settings_follow_the_trainer_config(tmp_path):
     assert plan.trainer_overrides[-2:] == ["actor_rollout_ref.rollout.n=6", "data.max_prompt_length=40"]
     assert "actor_rollout_ref.rollout.name=vllm" in plan.trainer_overrides
     assert plan.verl.data.max_prompt_length == 40
+
+
+def test_a_previous_runs_door_counts_and_env_status_records_are_forgotten(tmp_path):
+    plan = make_plan(load_run_config(write(tmp_path, {**BASE, "output_dir": str(tmp_path)})), [], has_accelerator=False)
+    door = Path(str(plan.verl.atropos.door_file))
+    (plan.run_dir / "envs").mkdir(parents=True)
+    door.write_text('{"streak": 99}')
+    stale = plan.run_dir / "envs" / "renamed_since.status.json"
+    stale.write_text('{"skipped_too_long": 99, "groups_posted": 0}')
+    kept = plan.run_dir / "envs" / "addition.yaml"
+    kept.write_text("env: {}")
+    assert door.parent == plan.run_dir
+    forget_previous_counts(plan)
+    assert not door.exists() and not stale.exists() and kept.exists()
+    forget_previous_counts(plan)  # nothing left to remove is fine
 
 
 def test_bad_verl_override_is_a_config_error(tmp_path):
