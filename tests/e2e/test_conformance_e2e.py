@@ -28,7 +28,10 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKOUT = ROOT / "tests" / "fixtures" / "conformance"
-STEPS = 4
+# atroposlib cuts batches from packs of the largest group size (`grab_exact_from_heterogeneous_queue`):
+# managed_baseline's 2-sequence groups form a pack only once two are queued, which can be after the first 4 batches
+# were cut from other packs. 6 steps leave room for it.
+STEPS = 6
 ENVS = {
     "per_item_two_servers": "environments/per_item_two_servers.py",
     "managed_baseline": "environments/managed_baseline.py",
@@ -69,7 +72,7 @@ def run_config(tmp_path: Path, mode: str) -> Path:
         "build_model": {**tiny["build_model"], "size": {**tiny["build_model"]["size"], "max_position_embeddings": 256}},
         "atropos_checkout": str(CHECKOUT),
         # The slow two-turn environment is guaranteed a group in every batch (Atropos' own mechanism for a
-        # multi-environment share); the other two fill the rest, so every environment trains in a 4-step run.
+        # multi-environment share); the other two fill the rest, so every environment trains in a 6-step run.
         "environments": [
             {"env": path, "name": name, **({"min_batch_allocation": 0.5} if name == "per_item_two_servers" else {})}
             for name, path in ENVS.items()
