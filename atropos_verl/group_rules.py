@@ -140,6 +140,11 @@ def vocab_size_of(model_path: str) -> int | None:
     return int(size) if isinstance(size, int) and size > 0 else None
 
 
+def env_id_of(group: Any) -> Any:
+    """The `env_id` a posted group carries (None for anything that is not a mapping, or has none)."""
+    return group.get("env_id") if isinstance(group, Mapping) else None
+
+
 def present(value: Any) -> bool:
     """Whether an optional ScoredData field carries data: None, [] and [None, ...] all mean absent."""
     if value is None:
@@ -269,9 +274,7 @@ def validate(
     if np.any(flat_masks[trainable] != flat_tokens[trainable]):
         return Reason.MASK_NOT_TOKEN
 
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    ends = starts + lengths
-    first = first_true(trainable, starts, ends)
+    starts, first, ends = region_bounds(trainable, lengths)
     if np.any(first < 0):
         return Reason.NO_TRAINABLE
     prompt_len = first - starts
@@ -362,9 +365,7 @@ def longest_regions(group: Any) -> tuple[int, int] | None:
         return None
     if not lengths.size or not np.array_equal(lengths, mask_lengths):
         return None
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    ends = starts + lengths
-    first = first_true(flat_masks != IGNORE_INDEX, starts, ends)
+    starts, first, ends = region_bounds(flat_masks != IGNORE_INDEX, lengths)
     if np.any(first < 0):
         return None
     return int((first - starts).max()), int((ends - first).max())
@@ -380,6 +381,14 @@ def length_detail(reason: str, group: Any, max_prompt: int, max_response: int) -
     if reason == Reason.PROMPT_TOO_LONG:
         return f"longest prompt {regions[0]} tokens > data.max_prompt_length={max_prompt}"
     return f"longest response {regions[1]} tokens > data.max_response_length={max_response}"
+
+
+def region_bounds(trainable: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per sequence of a flat buffer: its start, its first trainable position (the response's start; -1 when it has
+    none) and its end. The prompt is [start, first), the response [first, end)."""
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    ends = starts + lengths
+    return starts, first_true(trainable, starts, ends), ends
 
 
 def first_true(flags: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from atropos_verl.api_side.door_stats import DoorStats
-from atropos_verl.group_rules import Limits, Reason, length_detail, validate
+from atropos_verl.group_rules import Limits, Reason, env_id_of, length_detail, validate
 from atropos_verl.trainer.quarantine import QuarantineFile
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,6 @@ class Gate:
         self.state = state  # atroposlib's `app.state`: registered envs and batch size
         self.limits = Limits.from_mapping(settings.limits)
         self.quarantine = QuarantineFile(settings.quarantine_file)
-        self.rejected = 0
         self.door = DoorStats(settings.door_file)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -177,7 +176,6 @@ class Gate:
         return good, rejected
 
     def _quarantine(self, groups: Sequence[Any], rejected: list[tuple[int, str]]) -> None:
-        self.rejected += len(rejected)
         envs = list(getattr(self.state, "envs", []) or [])
         step = int(getattr(self.state, "status_dict", {}).get("step", 0))
 
@@ -188,7 +186,7 @@ class Gate:
         counts = self.quarantine.write(step, groups, rejected, env_name=env_name, source="api")
         s = self.settings
         self.door.refused(
-            (reason, env_name(_env_id(groups[i])), length_detail(reason, groups[i], s.max_prompt_length,
+            (reason, env_name(env_id_of(groups[i])), length_detail(reason, groups[i], s.max_prompt_length,
                                                                  s.max_response_length))
             for i, reason in rejected
         )
@@ -220,10 +218,6 @@ class Gate:
             if len(body) > inflated_limit or inflater.unconsumed_tail:
                 raise Rejected(413, f"gzip body inflates beyond the limit of {inflated_limit} bytes")
         return body
-
-
-def _env_id(group: Any) -> Any:
-    return group.get("env_id") if isinstance(group, Mapping) else None
 
 
 def _non_finite(group: Mapping[str, Any]) -> str | None:

@@ -28,8 +28,8 @@ from atropos_verl.group_rules import (  # noqa: F401 - Reason, present: re-expor
     Group,
     Limits,
     Reason,
-    first_true,
     present,
+    region_bounds,
     validate,
 )
 
@@ -87,9 +87,7 @@ def groups_to_dataproto(
     tokens = np.concatenate([g.tokens for g in valid])
     masks = np.concatenate([g.masks for g in valid])
     lengths = np.concatenate([g.lengths for g in valid])
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-    ends = starts + lengths
-    first = first_true(masks != IGNORE_INDEX, starts, ends)
+    starts, first, ends = region_bounds(masks != IGNORE_INDEX, lengths)
     prompt_len = first - starts
     resp_len = ends - first
     batch = lengths.size

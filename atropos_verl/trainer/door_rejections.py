@@ -22,7 +22,6 @@ class DoorRejections:
         self.path = Path(path) if path else None
         self.latest: dict[str, Any] | None = None
         self._version: tuple[int, int, int] | None = None  # (mtime, inode, size): each write replaces the file
-        self._seen_total = 0
         self._seen_by_reason: Counter[str] = Counter()
         self._seen_by_env: Counter[str] = Counter()
 
@@ -47,10 +46,9 @@ class DoorRejections:
         if latest is None:
             return Counter(), Counter()
         by_reason, by_env = Counter(latest["by_reason"]), Counter(latest["by_env"])
-        if int(latest["rejected"]) < self._seen_total:  # the API restarted: its counts began again from zero
+        if by_reason.total() < self._seen_by_reason.total():  # the API restarted: its counts began again from zero
             self._seen_by_reason, self._seen_by_env = Counter(), Counter()
         new = (by_reason - self._seen_by_reason, by_env - self._seen_by_env)
-        self._seen_total = int(latest["rejected"])
         self._seen_by_reason, self._seen_by_env = by_reason, by_env
         return new
 

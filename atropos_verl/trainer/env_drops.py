@@ -9,10 +9,11 @@ that its environments generate without posting anything (`reject_ceiling.Rejecti
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from pathlib import Path
+
+from .env_names import status_records
 
 
 class EnvDrops:
@@ -29,12 +30,11 @@ class EnvDrops:
     def _read(self) -> None:
         skipped: Counter[str] = Counter()
         posted = 0
-        for path in self.status_dir.glob("*.status.json"):
+        for name, record in status_records(self.status_dir).items():
             try:
-                record = json.loads(path.read_text(encoding="utf-8"))
-                skipped[path.name.removesuffix(".status.json")] = int(record.get("skipped_too_long") or 0)
+                skipped[name] = int(record.get("skipped_too_long") or 0)
                 posted += int(record.get("groups_posted") or 0)
-            except (OSError, ValueError, TypeError):
+            except (ValueError, TypeError):
                 continue
         self._skipped, self._posted, self._read_at = skipped, posted, time.monotonic()
 

@@ -13,6 +13,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+
+def status_records(status_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """Each environment process's status record, by process name; unreadable or torn files are left out."""
+    records: dict[str, dict[str, Any]] = {}
+    for path in Path(status_dir).glob("*.status.json"):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict):
+            records[path.name.removesuffix(".status.json")] = record
+    return records
 
 
 class EnvNames:
@@ -23,13 +37,11 @@ class EnvNames:
     def refresh(self) -> None:
         """Re-read the status files (a few small files, once per step); the newest registration of an id wins."""
         found: dict[int, tuple[float, str]] = {}
-        for path in self.status_dir.glob("*.status.json"):
+        for name, record in status_records(self.status_dir).items():
             try:
-                record = json.loads(path.read_text(encoding="utf-8"))
                 env_id, when = int(record["env_id"]), float(record.get("time") or 0)
-            except (OSError, ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError):
                 continue
-            name = path.name.removesuffix(".status.json")
             if env_id not in found or when > found[env_id][0]:
                 found[env_id] = (when, name)
         self._names = {env_id: name for env_id, (_, name) in found.items()}

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from verl import DataProto
 
+from atropos_verl.group_rules import env_id_of
+
 # timing_raw keys (verl's `marked_timer` names) that make up each part of a step. Waiting is generation the trainer
 # did not overlap: polling `/batch`, and the part of the drain spent letting running requests finish (`drain_wait`,
 # split off `drain` by `split_drain`).
@@ -63,7 +65,7 @@ def rejected_by_env(
     counts: Counter[str] = Counter()
     for index, _ in rejected:
         group = groups[index]
-        counts[env_name(group.get("env_id") if isinstance(group, Mapping) else None)] += 1
+        counts[env_name(env_id_of(group))] += 1
     return counts
 
 

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from atropos_verl.group_rules import env_id_of
+
 
 def _jsonable(value: Any) -> Any:
     """Raw groups may hold NaN/inf (often the very reason they were rejected); keep them readable as strings."""
@@ -56,7 +58,7 @@ class QuarantineFile:
         with self.path.open("a", encoding="utf-8") as fh:
             for index, reason in rejected:
                 group = groups[index]
-                env_id = group.get("env_id") if isinstance(group, Mapping) else None
+                env_id = env_id_of(group)
                 record = {
                     "time": now,
                     "step": step,
