@@ -9,6 +9,7 @@ is exercised here against a tokenizer manager that parks requests the way SGLang
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from verl.workers.rollout.replica import RolloutReplicaRegistry, get_rollout_replica_class
@@ -75,21 +76,45 @@ def test_drain_refuses_replicas_that_cannot_drain():
     RolloutDrain([object.__new__(DrainingVLLMReplica)], timeout=1)
 
 
+class ReaderCountingLock:
+    """The part of SGLang's `aio_rwlock.RWLock` the drain reads: a reader count and `is_locked()`."""
+
+    def __init__(self) -> None:
+        self._readers = 0
+
+    async def is_locked(self) -> bool:
+        return self._readers > 0
+
+    @contextlib.asynccontextmanager
+    async def reader(self):
+        self._readers += 1
+        try:
+            yield
+        finally:
+            self._readers -= 1
+
+
 class ParkingTokenizerManager:
-    """Parks requests like SGLang's TokenizerManager.generate_request: wait on is_pause_cond while is_pause."""
+    """Parks requests as SGLang's TokenizerManager.generate_request does (0.5.12 and 0.5.14): register the request in
+    `rid_to_state`, then wait on `is_pause_cond` while `is_pause`, then run holding `model_update_lock`'s reader side.
+    """
 
     def __init__(self) -> None:
         self.is_pause = False
         self.is_pause_cond = asyncio.Condition()
+        self.model_update_lock = ReaderCountingLock()
         self.rid_to_state: dict[str, float] = {}
         self.finished: list[str] = []
 
     async def generate(self, rid: str, seconds: float) -> None:
-        async with self.is_pause_cond:
-            await self.is_pause_cond.wait_for(lambda: not self.is_pause)
         self.rid_to_state[rid] = seconds
-        await asyncio.sleep(seconds)
-        del self.rid_to_state[rid]
+        try:
+            async with self.is_pause_cond:
+                await self.is_pause_cond.wait_for(lambda: not self.is_pause)
+            async with self.model_update_lock.reader():
+                await asyncio.sleep(seconds)
+        finally:
+            del self.rid_to_state[rid]
         self.finished.append(rid)
 
     async def continue_generation(self) -> None:
@@ -113,6 +138,29 @@ def test_sglang_drain_lets_running_finish_and_parks_new():
         await asyncio.wait_for(late, 2)
         await running
         assert tm.finished == ["old", "new"]
+
+    asyncio.run(scenario())
+
+
+def test_sglang_drain_ends_while_parked_requests_keep_arriving():
+    """atroposlib's SGLang server class sends a one-token health completion every second: those park during the drain
+    and stay registered in `rid_to_state`, so a drain that waits for `rid_to_state` to empty never ends."""
+
+    async def scenario():
+        tm = ParkingTokenizerManager()
+        running = asyncio.create_task(tm.generate("env-request", 0.2))
+        await asyncio.sleep(0.02)
+        drain = asyncio.create_task(drain_sglang(tm, timeout=3, poll=0.01))
+        parked = []
+        for k in range(5):  # health checks and new env requests arrive throughout the drain
+            parked.append(asyncio.create_task(tm.generate(f"health-{k}", 0.001)))
+            await asyncio.sleep(0.05)
+        report = await asyncio.wait_for(drain, 3)
+        assert report["drained"] and report["left"] == 0 and report["seconds"] < 1.0, report
+        assert tm.finished == ["env-request"] and len(tm.rid_to_state) == 5  # parked, registered, not running
+        await tm.continue_generation()
+        await asyncio.wait_for(asyncio.gather(running, *parked), 2)
+        assert not tm.rid_to_state
 
     asyncio.run(scenario())
 

@@ -15,8 +15,12 @@ partly sampled by the old weights. Pausing with a drain before the sleep removes
   itself and waits only while requests that were tracked when it began are still being handed on, at most those
   20 ms. vLLM without that call (before `mode` existed) gets `pause_generation(wait_for_inflight_requests=True)`.
 - SGLang: the tokenizer manager's `is_pause` flag parks new requests in `generate_request` before they reach the
-  scheduler; the running ones finish and leave `rid_to_state`. `pause_generation(mode="in_place"|"retract")` would
-  freeze or re-queue the running ones instead, which is exactly what must not happen.
+  scheduler. A request counts as running while it holds the reader side of `model_update_lock`, taken after the
+  pause check; the drain waits until no reader is left. `rid_to_state` cannot tell: a request is registered there
+  (`_init_req_state`) before it parks, so parked requests, atroposlib's one-per-second health completions among them,
+  would keep it non-empty for ever. SGLang's own `pause_generation(mode="abort")` decides "still running" by the same
+  lock; `mode="in_place"|"retract"` would freeze or re-queue the running ones instead, which must not happen.
+  (tests/contracts/test_sglang_contract.py reads these facts from the pinned SGLang release.)
 """
 
 from __future__ import annotations
@@ -88,21 +92,40 @@ async def drain_vllm(engine: Any, timeout: float) -> dict[str, Any]:
     }
 
 
+#: A request between the pause check and the reader lock is not counted yet: "none running" must hold this long.
+SGLANG_SETTLE_S = 0.01
+
+
+def sglang_running(tokenizer_manager: Any) -> int:
+    """Requests holding the reader side of SGLang's `model_update_lock` (past the pause check, not yet finished)."""
+    return int(getattr(tokenizer_manager.model_update_lock, "_readers", 0))
+
+
 async def drain_sglang(tokenizer_manager: Any, timeout: float, *, poll: float = 0.05) -> dict[str, Any]:
-    """Park new SGLang requests in the tokenizer manager and wait until the running ones have left."""
+    """Park new SGLang requests in the tokenizer manager and wait until the running ones have finished."""
     tm = tokenizer_manager
-    for attr in ("is_pause_cond", "is_pause", "rid_to_state"):
+    for attr in ("is_pause_cond", "is_pause", "model_update_lock"):
         if not hasattr(tm, attr):
             raise RuntimeError(
                 f"SGLang TokenizerManager has no '{attr}': this SGLang version does not park requests the way the "
-                f"drained weight sync relies on (sglang/srt/managers/tokenizer_manager.py pause_generation)"
+                f"drained weight sync relies on (sglang/srt/managers/tokenizer_manager.py generate_request)"
             )
+    lock = tm.model_update_lock
     start = time.monotonic()
     async with tm.is_pause_cond:
         tm.is_pause = True
-    before = len(tm.rid_to_state)
+    before = sglang_running(tm)
     deadline = start + timeout
-    while tm.rid_to_state and time.monotonic() < deadline:
-        await asyncio.sleep(poll)
-    left = len(tm.rid_to_state)
-    return {"drained": left == 0, "in_flight": before, "left": left, "seconds": time.monotonic() - start}
+    idle_since: float | None = None
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        if await lock.is_locked():
+            idle_since = None
+        elif idle_since is None:
+            idle_since = now
+        elif now - idle_since >= SGLANG_SETTLE_S:
+            break
+        await asyncio.sleep(min(poll, SGLANG_SETTLE_S) if idle_since is not None else poll)
+    left = sglang_running(tm)
+    drained = idle_since is not None and left == 0 and not await lock.is_locked()
+    return {"drained": drained, "in_flight": before, "left": left, "seconds": time.monotonic() - start}
