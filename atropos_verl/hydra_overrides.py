@@ -33,3 +33,13 @@ def override_value(override: str) -> Any:
 def user_keys(user_overrides: Iterable[str]) -> dict[str, Any]:
     """Keys (and values) the user set in Hydra override strings."""
     return {k: override_value(o) for o in user_overrides if (k := override_key(o))}
+
+
+def set_unless_user_set(config: Any, user_overrides: Iterable[str], key: str, value: Any) -> bool:
+    """Set `key` to a default of ours unless an override of the user's names it; returns whether it was set."""
+    from omegaconf import OmegaConf
+
+    if any(override_key(o) == key for o in user_overrides):
+        return False
+    OmegaConf.update(config, key, value, merge=True, force_add=True)
+    return True

@@ -138,7 +138,8 @@ class RunConfig(_Strict):
 
 
 def load_run_config(path: str | Path) -> RunConfig:
-    """Parse and validate a run YAML; relative paths are resolved against the YAML's directory's parent project."""
+    """Parse and validate a run YAML. A relative `atropos_checkout` is resolved against the YAML's own directory, so a
+    config finds its checkout wherever it is started from; `output_dir` stays relative to the working directory."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -149,10 +150,13 @@ def load_run_config(path: str | Path) -> RunConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     try:
-        return RunConfig.model_validate(raw)
+        config = RunConfig.model_validate(raw)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
             key = ".".join(str(part) for part in err["loc"]) or "(top level)"
             lines.append(f"  {key}: {err['msg']}")
         raise ConfigError(f"{path}: invalid run config\n" + "\n".join(lines)) from None
+    if config.atropos_checkout is not None and not config.atropos_checkout.is_absolute():
+        config.atropos_checkout = (path.parent / config.atropos_checkout).resolve()
+    return config

@@ -9,18 +9,21 @@ token budget and tokenizer are derived from it and cannot disagree with it.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from atropos_verl.errors import ConfigError
 from atropos_verl.launch import hooks
 from atropos_verl.launch.config import EnvironmentSpec, RunConfig
 from atropos_verl.launch.processes import free_port, port_is_free
-from atropos_verl.trainer.placement import apply_standalone_defaults, placement_problems
+from atropos_verl.trainer.placement import STANDALONE, placement_of, placement_problems
+from atropos_verl.trainer.serving import apply_mode_defaults, apply_serving_defaults
 
 # The trainer's entry point; a verl recipe wrapping it (recipe/atropos/main_atropos.py) takes the same overrides.
 TRAINER_MODULE = "atropos_verl.trainer.main"
@@ -75,16 +78,77 @@ class RunPlan:
         return [sys.executable, "-m", self.trainer_module, *self.trainer_overrides]
 
 
-def resolve_backend(requested: str, has_accelerator: bool) -> str:
-    """`auto` is SGLang on GPUs and verl's vLLM replica on the CPU platform; SGLang cannot run without a GPU."""
+def engine_installed(name: str) -> bool:
+    """Whether the rollout engine's Python package is importable here (vLLM's CPU build installs as `vllm` too)."""
+    return importlib.util.find_spec(name) is not None
+
+
+def resolve_backend(
+    requested: str, has_accelerator: bool, *, mode: str = "hybrid", installed: Callable[[str], bool] = engine_installed
+) -> str:
+    """The rollout engine a run uses. `auto`: verl's vLLM replica on the CPU platform; on GPUs SGLang when it is
+    installed and the run is hybrid, else vLLM. Asynchronous mode needs vLLM (the servers keep generating through the
+    update, which only verl's vLLM replica supports here). Refused now, not when the trainer starts."""
     if requested == "auto":
-        return "sglang" if has_accelerator else "vllm"
+        if not has_accelerator:
+            requested = "vllm"
+        elif mode != "async" and installed("sglang"):
+            requested = "sglang"
+        elif installed("vllm"):
+            requested = "vllm"
+        else:
+            raise ConfigError(
+                "backend: auto found no rollout engine: install one, `pip install 'atropos-verl[vllm]'` or "
+                "`'atropos-verl[sglang]'` (asynchronous mode needs [vllm]); see docs/gpu.md"
+            )
     if requested == "sglang" and not has_accelerator:
         raise ConfigError(
             "backend: sglang needs a GPU, and this host has no accelerator. Use `backend: vllm` (or `auto`): on a "
             "CPU host verl's vLLM replica runs on the CPU platform."
         )
+    if requested == "sglang" and mode == "async":
+        raise ConfigError(
+            "mode: async needs backend: vllm (or auto with the [vllm] extra installed): the servers keep generating "
+            "while the actor updates, which this package supports on verl's vLLM replica only"
+        )
+    if not installed(requested):
+        extra = "cpu] (bash scripts/setup_cpu.sh)" if not has_accelerator else f"{requested}]"
+        raise ConfigError(f"backend: {requested}, but {requested} is not installed: install 'atropos-verl[{extra}'")
     return requested
+
+
+def serving_refusals(verl_cfg: DictConfig, *, has_accelerator: bool) -> list[str]:
+    """What the trainer's config check would refuse about the servers, asked before anything starts."""
+    from atropos_verl.trainer.config_check import mode_problems
+    from atropos_verl.trainer.serving import serving_problems
+
+    problems = mode_problems(verl_cfg) + serving_problems(verl_cfg)
+    engine = OmegaConf.select(verl_cfg, "actor_rollout_ref.rollout.checkpoint_engine.backend")
+    if has_accelerator and placement_of(verl_cfg) == STANDALONE and engine == "nccl" and not engine_installed("cupy"):
+        problems.append(
+            "placement: standalone pushes weights through verl's nccl checkpoint engine, which needs cupy: "
+            "`pip install 'atropos-verl[vllm]'` installs it (cupy-cuda13x), or set "
+            "actor_rollout_ref.rollout.checkpoint_engine.backend to another engine"
+        )
+    loggers = OmegaConf.select(verl_cfg, "trainer.logger", default=[]) or []
+    if "wandb" in ([loggers] if isinstance(loggers, str) else list(loggers)) and not wandb_ready():
+        problems.append(
+            "trainer.logger includes wandb, but this host has no wandb credentials (WANDB_API_KEY, `wandb login`) "
+            "and wandb would stop the trainer to ask for them; log in, set WANDB_MODE=offline, or drop wandb from "
+            "trainer.logger"
+        )
+    return problems
+
+
+def wandb_ready() -> bool:
+    """Whether wandb can log without asking: a key, a login (netrc), or a mode that needs none."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        return "api.wandb.ai" in netrc.read_text(encoding="utf-8")
+    except OSError:
+        return False
 
 
 def compose_trainer_config(overrides: list[str]) -> DictConfig:
@@ -141,7 +205,7 @@ def make_plan(
     model_path = model_path or config.model_path
     if model_path is None:
         raise ConfigError("build_model: the model has not been built; call prepare_model first")
-    backend = resolve_backend(config.backend, has_accelerator)
+    backend = resolve_backend(config.backend, has_accelerator, mode=config.mode)
     for key in ("prepare_model", "after_run"):  # a typo fails now, not after the run
         if (hook := getattr(config.hooks, key)) is not None:
             hooks.load(hook, key)
@@ -174,8 +238,9 @@ def make_plan(
     except Exception as exc:  # Hydra's own message names the bad override
         raise ConfigError(f"verl overrides: {exc}") from None
     # Where the servers run is settled now, not after the model build and Ray: the trainer's defaults, then its check.
-    apply_standalone_defaults(verl_cfg, overrides, cpu_platform=not has_accelerator)
-    if problems := placement_problems(verl_cfg):
+    apply_mode_defaults(verl_cfg, overrides, cpu_platform=not has_accelerator)
+    apply_serving_defaults(verl_cfg, overrides)
+    if problems := placement_problems(verl_cfg) + serving_refusals(verl_cfg, has_accelerator=has_accelerator):
         raise ConfigError("; ".join(problems))
 
     group_size = int(verl_cfg.actor_rollout_ref.rollout.n)

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from atropos_verl.errors import ConfigError
 
 from .placement import placement_problems
+from .serving import serving_problems
 
 GROUP_ESTIMATORS = ("grpo", "grpo_passk", "grpo_vectorized", "rloo", "rloo_vectorized", "opo", "gpg")
 ROLLOUT_BACKENDS = ("vllm", "sglang")
@@ -97,6 +98,7 @@ def atropos_problems(config: DictConfig) -> list[str]:
         problems.append("atropos.on_drain_timeout must be 'abort' or 'fail'")
     problems += mode_problems(config)
     problems += placement_problems(config)
+    problems += serving_problems(config)
     return problems
 
 

@@ -17,13 +17,13 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from atropos_verl.hydra_overrides import override_key
 from atropos_verl.start_gate import await_gate
 
 from .config_check import check_config
 from .old_log_probs import route_bypass_loss
-from .placement import apply_standalone_defaults, rollout_ranks
+from .placement import rollout_ranks
 from .reject_ceiling import NothingToLearnError
+from .serving import apply_mode_defaults, apply_serving_defaults
 
 logger = logging.getLogger(__name__)
 
@@ -37,22 +37,6 @@ def _user_overrides() -> list[str]:
         return []
 
 
-FREE_CACHE_KEY = "actor_rollout_ref.rollout.free_cache_engine"
-
-
-def _apply_mode_defaults(config: DictConfig, user_overrides: list[str]) -> None:
-    """Asynchronous mode keeps the servers' memory through every push (`free_cache_engine=false`) unless the user set
-    the key, which `config_check` then reports; standalone placement gets its checkpoint engine and manager."""
-    if OmegaConf.select(config, "atropos.mode") != "async":
-        return
-    from atropos_verl.platform import is_active
-
-    apply_standalone_defaults(config, user_overrides, cpu_platform=is_active())
-    if any(override_key(o) == FREE_CACHE_KEY for o in user_overrides):
-        return
-    OmegaConf.update(config, FREE_CACHE_KEY, False, merge=True, force_add=True)
-
-
 def prepare_config(config: DictConfig, user_overrides: list[str] | None = None) -> DictConfig:
     """Apply the CPU platform's required values when it is active and the mode's defaults, resolve, and check."""
     from atropos_verl.platform import is_active
@@ -62,7 +46,8 @@ def prepare_config(config: DictConfig, user_overrides: list[str] | None = None) 
         from atropos_verl.platform.defaults import apply_cpu_defaults
 
         apply_cpu_defaults(config, overrides)
-    _apply_mode_defaults(config, overrides)
+    apply_mode_defaults(config, overrides, cpu_platform=is_active())
+    apply_serving_defaults(config, overrides)
     OmegaConf.resolve(config)
     route_bypass_loss(config)
     from verl.trainer.ppo.utils import need_reference_policy

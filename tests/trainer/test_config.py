@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 from atropos_verl.errors import ConfigError
 from atropos_verl.trainer.config_check import atropos_problems, check_config, context_problems, served_context
+from atropos_verl.trainer.serving import apply_serving_defaults
 
 # Every override of verl's examples/grpo_trainer/run_qwen2_5-3b_gsm8k_grpo_lora.sh (verl 0.9.x), unchanged.
 LORA_EXAMPLE = [
@@ -61,8 +62,10 @@ LORA_EXAMPLE_FIXED = ["trainer.test_freq=-1", "actor_rollout_ref.actor.ppo_micro
 
 
 def compose_trainer(overrides: list[str]):
+    """The config as the trainer checks it: composed, then the serving defaults (LoRA merged), then resolved."""
     with initialize_config_module(config_module="atropos_verl.trainer.config", version_base=None):
         cfg = compose(config_name="atropos_trainer", overrides=overrides)
+    apply_serving_defaults(cfg, overrides)
     OmegaConf.resolve(cfg)
     return cfg
 
@@ -74,6 +77,7 @@ def test_lora_example_overrides_compose_unchanged():
     assert cfg.actor_rollout_ref.rollout.tensor_model_parallel_size == 2
     assert cfg.actor_rollout_ref.rollout.gpu_memory_utilization == 0.6
     assert list(cfg.trainer.logger) == ["console", "wandb"]
+    assert cfg.actor_rollout_ref.model.lora.merge is True  # environments get the trained adapter over HTTP
     assert cfg.trainer.use_v1 is False
     assert cfg.atropos.api_url.startswith("http")
 

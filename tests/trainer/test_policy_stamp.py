@@ -135,12 +135,12 @@ def test_async_mode_names_what_it_needs():
 
 
 def test_async_mode_keeps_server_memory_unless_the_user_said_otherwise():
-    from atropos_verl.trainer.main import FREE_CACHE_KEY, _apply_mode_defaults
+    from atropos_verl.trainer.serving import FREE_CACHE_KEY, apply_mode_defaults
 
     cfg = _cfg()
     cfg.actor_rollout_ref.rollout.free_cache_engine = True
-    _apply_mode_defaults(cfg, [])
+    apply_mode_defaults(cfg, [], cpu_platform=True)
     assert OmegaConf.select(cfg, FREE_CACHE_KEY) is False
     cfg.actor_rollout_ref.rollout.free_cache_engine = True
-    _apply_mode_defaults(cfg, [f"{FREE_CACHE_KEY}=true"])
+    apply_mode_defaults(cfg, [f"{FREE_CACHE_KEY}=true"], cpu_platform=True)
     assert OmegaConf.select(cfg, FREE_CACHE_KEY) is True  # then config_check reports it
