@@ -161,17 +161,53 @@ PATCHES: tuple[Patch, ...] = (
           "always", "vLLM's default sleep mode aborts requests queued during the drain",
           "vllm/v1/engine/async_llm.py:1073",
           "tests/trainer/test_drain.py::test_installed_vllm_has_the_pause_and_sleep_modes_relied_on"),
-    Patch("sglang_drain", "sglang.srt.managers.tokenizer_manager.TokenizerManager.is_pause", "attribute set",
+    Patch("sglang_drain", "sglang.srt.managers.tokenizer_manager.TokenizerManager.generate_request",
+          "instance attribute set (is_pause), lock read (model_update_lock readers)",
           "atropos_verl.trainer.drain.engines:drain_sglang", "SGLang server actors", "SGLang backend",
-          "park new requests before the scheduler while running ones finish",
-          "verl/workers/rollout/sglang_rollout/async_sglang_server.py:776",
-          "tests/trainer/test_drain.py::test_sglang_drain_fails_clearly_on_an_incompatible_engine"),
+          "park new requests before the scheduler while running ones finish; a request is registered before it "
+          "parks, so only the reader lock tells a running one",
+          "sglang/srt/managers/tokenizer_manager.py generate_request (_init_req_state, is_pause_cond, reader_lock)",
+          "tests/contracts/test_sglang_contract.py::test_a_request_registers_then_parks_then_takes_the_reader_lock"),
+    Patch("sglang_app_middleware", "sglang.srt.entrypoints.http_server.app", "ASGI middleware added before verl "
+          "serves the app (policy-version stamp; the run's key guard when it has one)",
+          "atropos_verl.trainer.drain.sglang_replica:add_run_middleware", "SGLang server actors (node rank 0)",
+          "SGLang backend",
+          "answers must carry the policy version, and SGLang adds its key check only in its own launch_server, "
+          "which verl bypasses (set_global_state + run_uvicorn)",
+          "verl/workers/rollout/sglang_rollout/async_sglang_server.py launch_server; "
+          "sglang/srt/entrypoints/http_server.py _setup_and_run_http_server",
+          "tests/contracts/test_sglang_contract.py::"
+          "test_sglang_installs_its_key_check_only_in_its_own_launch_which_verl_bypasses"),
+    Patch("sglang_health_no_generation", "sglang.srt.environ.Envs.SGLANG_ENABLE_HEALTH_ENDPOINT_GENERATION",
+          "environment variable (SGLANG_ENABLE_HEALTH_ENDPOINT_GENERATION=false)",
+          "atropos_verl.trainer.drain.sglang_replica:DrainingSGLangHttpServer", "SGLang server actors",
+          "SGLang backend",
+          "SGLang's /health generates a token: it parks while the servers are paused and answers 503 after 20 s",
+          "sglang/srt/entrypoints/http_server.py health_generate",
+          "tests/contracts/test_sglang_contract.py::"
+          "test_health_generates_unless_told_not_to_and_reads_the_switch_per_request"),
+    Patch("sglang_control_client_key",
+          "verl.workers.rollout.sglang_rollout.http_server_engine.AsyncHttpServerAdapter._get_session",
+          "post-import hook, method replaced (verl plugin `server_key`)",
+          "atropos_verl.server_key:authorize_sglang_control_client", "FSDP workers (verl's SGLang control client)",
+          "runs with a per-run server key", "verl's control client sends no key; behind the key guard every weight "
+          "push and memory release would be refused",
+          "verl/workers/rollout/sglang_rollout/http_server_engine.py:636-661",
+          "tests/launch/test_server_key.py::test_sglang_control_client_sends_the_key_the_guard_asks_for"),
+    Patch("serving_defaults", "verl.trainer.config (actor_rollout_ref.model.lora.merge, "
+          "rollout.engine_kwargs.sglang.sampling_defaults)", "config values unless the user set them",
+          "atropos_verl.trainer.serving:apply_serving_defaults", "launcher plan and trainer driver", "always",
+          "environments reach the servers over HTTP: an unmerged LoRA adapter is never applied to their requests, "
+          "and SGLang's chat adds the model's generation_config sampling",
+          "verl/workers/rollout/vllm_rollout/vllm_async_server.py lora_as_adapter; "
+          "sglang/srt/configs/model_config.py get_default_sampling_params",
+          "tests/launch/test_gpu_path_plan.py::test_lora_is_served_merged_unless_turned_off_and_then_refused"),
     Patch("ray_loopback", "ray._private.ray_constants.ENABLE_RAY_CLUSTER",
           "module global rebound, environment variable",
           "atropos_verl.trainer.loopback:bind_loopback", "trainer driver and every process Ray starts",
           "single-node runs", "Ray's node IP, which every server of the run binds, becomes 127.0.0.1",
           "ray/_private/services.py:815", "tests/test_loopback.py::test_ray_node_ip_is_loopback_when_the_flag_is_off"),
-    Patch("server_api_key", "vllm.envs.VLLM_API_KEY / sglang ServerArgs.api_key",
+    Patch("server_api_key", "vllm.envs.VLLM_API_KEY",
           "environment variable (Ray runtime_env), config value", "atropos_verl.trainer.main:_server_key_env",
           "inference server actors", "runs with a per-run server key (multi-node)",
           "servers on a routable address must refuse requests without the run's key",
@@ -235,7 +271,8 @@ PATCHES: tuple[Patch, ...] = (
           "env_manager sleeps 5 s after registering for other instances to register: with one process there are none, "
           "and the run's first batch waited for it", "atroposlib/envs/base.py:1186-1187",
           "tests/env_side/test_start_pause.py::test_atroposlib_pauses_5_s_after_registering"),
-    Patch("vllm_policy_stamp", "vllm.entrypoints.serve.middleware.register.init_entrypoints_middleware",
+    Patch("vllm_policy_stamp", "vllm.entrypoints.serve.middleware.register.init_entrypoints_middleware or "
+          "vllm.entrypoints.openai.api_server.build_app",
           "config value (engine_kwargs.vllm.middleware)", "atropos_verl.trainer.drain.policy_stamp:PolicyVersionStamp",
           "vLLM server actors", "rollout.name=vllm",
           "each completion must say which weights generated it; verl tracks the step but does not tell HTTP clients",
@@ -263,8 +300,13 @@ def resolve(dotted: str) -> object:
         return obj
     parts = dotted.split(".")
     for i in range(len(parts), 0, -1):
+        module = ".".join(parts[:i])
         try:
-            obj = importlib.import_module(".".join(parts[:i]))
+            obj = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and not module.startswith(exc.name):
+                raise  # the module exists but needs a package that is not installed (e.g. an engine)
+            continue
         except ImportError:
             continue
         for part in parts[i:]:
@@ -273,19 +315,32 @@ def resolve(dotted: str) -> object:
     raise ImportError(dotted)
 
 
+def target_alternatives(patch: Patch) -> list[str]:
+    """The dotted paths a target names: one, or several joined by " or " where releases differ (the CPU world's
+    vLLM 0.30 and the GPU world's 0.24 install their middleware in different modules)."""
+    return [alt.strip().split(" ", 1)[0].split("{", 1)[0].rstrip(".") for alt in patch.target.split(" or ")]
+
+
 def target_state(patch: Patch) -> str:
-    """Whether the patched object still exists in the installed packages: present / missing / not installed."""
-    target = patch.target.split(" ", 1)[0].split("{", 1)[0].rstrip(".")
+    """Whether the patched object still exists in the installed packages: present / missing / not installed.
+
+    Instance attributes are not resolvable on a class, so targets name the class-level object that holds them."""
     try:
         importlib.import_module(patch.package)
     except ImportError:
         return "not installed"
     except Exception as exc:  # a package that fails on import is reported, not raised
         return f"import error: {type(exc).__name__}"
-    try:
-        resolve(target)
-    except (ImportError, AttributeError):
-        return "missing"
-    except Exception as exc:
-        return f"import error: {type(exc).__name__}"
-    return "present"
+    for target in target_alternatives(patch):
+        try:
+            resolve(target)
+        except ModuleNotFoundError as exc:
+            if exc.name and not target.startswith(exc.name):
+                return "not installed"  # its module needs an engine this install lacks
+            continue
+        except (ImportError, AttributeError):
+            continue
+        except Exception as exc:
+            return f"import error: {type(exc).__name__}"
+        return "present"
+    return "missing"

@@ -58,7 +58,13 @@ def test_ids_are_unique_and_fields_filled():
 
 @pytest.mark.parametrize("patch", PATCHES, ids=lambda p: p.id)
 def test_applier_and_test_exist(patch):
-    assert resolve(patch.applied_by) is not None
+    try:
+        assert resolve(patch.applied_by) is not None
+    except ModuleNotFoundError as exc:  # it lives in a module that imports an engine this world lacks (SGLang)
+        assert exc.name == "sglang", exc
+        module, _, name = patch.applied_by.partition(":")
+        tree = ast.parse((ROOT / _module_file(module)).read_text())
+        assert name in {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
     file, _, name = patch.test.partition("::")
     tree = ast.parse((ROOT / file).read_text())
     names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
@@ -67,10 +73,12 @@ def test_applier_and_test_exist(patch):
 
 def test_targets_exist_in_the_installed_packages():
     states = {p.id: target_state(p) for p in PATCHES}
-    assert states["sglang_drain"] in ("not installed", "present")  # SGLang is a GPU extra
+    for engine_only in ("sglang_drain", "sglang_app_middleware", "sglang_health_no_generation",
+                        "sglang_control_client_key"):
+        assert states[engine_only] in ("not installed", "present")  # SGLang is a GPU extra
     missing = {k: v for k, v in states.items() if v not in ("present", "not installed")}
     assert not missing, missing
-    assert sum(v == "present" for v in states.values()) >= len(PATCHES) - 1
+    assert sum(v == "present" for v in states.values()) >= len(PATCHES) - 4
 
 
 def test_doctor_prints_the_registry():

@@ -7,6 +7,10 @@ creates the rollout servers, after the actor workers have started and built thei
 waits on Ray. Importing it in a background thread from the start of `init_workers` takes it off the path to the first
 step. The class is then looked up through verl's own registry as before: an import still under way is waited for by
 Python's module lock, and one that failed here fails again, with its own error, in the main thread.
+
+SGLang is not prefetched: verl's loader for it (`verl/workers/rollout/replica.py` `_load_sglang`) sets and then deletes
+`SGLANG_USE_CPU_ENGINE` in the process environment around the import, so a second lookup running at the same time
+can find the variable gone and fail with a KeyError.
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from verl.workers.rollout.replica import RolloutReplicaRegistry
 
 logger = logging.getLogger(__name__)
 
+UNSAFE_TO_PREFETCH = frozenset({"sglang"})
+
 
 def prefetch_replica_class(name: str) -> threading.Thread | None:
-    """Start importing verl's replica class for rollout engine `name`; None when verl has no such engine."""
-    if name not in RolloutReplicaRegistry._registry:
+    """Start importing verl's replica class for rollout engine `name`; None when verl has no such engine, or for
+    SGLang, whose loader is not safe to run beside another lookup."""
+    if name not in RolloutReplicaRegistry._registry or name in UNSAFE_TO_PREFETCH:
         return None
 
     def load() -> None:

@@ -5,9 +5,16 @@ environments' YAML, doctor) and that nothing that logs the config keeps it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import stat
+import threading
+import time
+import types
 from pathlib import Path
 
+import aiohttp
+import httpx
 import pytest
 import yaml
 from omegaconf import OmegaConf
@@ -16,7 +23,16 @@ from atropos_verl.launch.config import load_run_config
 from atropos_verl.launch.doctor import check_server_key
 from atropos_verl.launch.env_configs import write_env_configs, write_env_yaml
 from atropos_verl.launch.plan import make_plan
-from atropos_verl.server_key import KEY_ENV, VLLM_KEY_ENV, auth_headers, new_key, read_key, write_key
+from atropos_verl.server_key import (
+    KEY_ENV,
+    VLLM_KEY_ENV,
+    ServerKeyGuard,
+    auth_headers,
+    authorize_sglang_control_client,
+    new_key,
+    read_key,
+    write_key,
+)
 from atropos_verl.trainer.endpoints import Endpoints
 
 BASE = {"run_name": "r", "model_path": "/models/m", "environments": [{"env": "addition"}]}
@@ -94,3 +110,70 @@ def test_doctor_fails_a_routable_server_without_a_key():
     assert check_server_key("127.0.0.1:8000", None).ok
     bad = check_server_key("10.1.2.3:8000", None)
     assert not bad.ok and "server_api_key" in bad.hint
+
+
+class ControlClient:
+    """verl's `AsyncHttpServerAdapter` session shape (`http_server_engine.py` `_get_session`: one aiohttp session per
+    call, opened in an async context manager); verl's module cannot be imported without SGLang, and
+    tests/contracts/test_sglang_contract.py checks that its client opens every session this way."""
+
+    @contextlib.asynccontextmanager
+    async def _get_session(self):
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        try:
+            yield session
+        finally:
+            await session.close()
+
+    async def post(self, url: str) -> int:
+        async with self._get_session() as session, session.post(url, json={}) as response:
+            return response.status
+
+
+def _guarded_app(key: str):
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def ok(_request):
+        return JSONResponse({"ok": True})
+
+    app = Starlette(routes=[Route(p, ok, methods=["GET", "POST"]) for p in
+                            ("/health", "/update_weights_from_tensor", "/v1/chat/completions", "/generate")])
+    app.add_middleware(ServerKeyGuard, key=key)
+    return app
+
+
+def test_sglang_control_client_sends_the_key_the_guard_asks_for(monkeypatch):
+    import uvicorn
+
+    from atropos_verl.launch.processes import free_port
+
+    key = new_key()
+    port = free_port("127.0.0.1")
+    server = uvicorn.Server(uvicorn.Config(_guarded_app(key), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    module = types.ModuleType("verl_sglang_client_shape")
+    module.AsyncHttpServerAdapter = type("AsyncHttpServerAdapter", (ControlClient,), {})
+    try:
+        assert httpx.get(f"{base}/health").status_code == 200  # health stays open
+        for path in ("/v1/chat/completions", "/generate", "/update_weights_from_tensor"):
+            assert httpx.post(f"{base}{path}", json={}).status_code == 401
+            assert httpx.post(f"{base}{path}", json={}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+            assert httpx.post(f"{base}{path}", json={}, headers=auth_headers(key)).status_code == 200
+        client = module.AsyncHttpServerAdapter()
+        assert asyncio.run(client.post(f"{base}/update_weights_from_tensor")) == 401  # verl's client as shipped
+        monkeypatch.setenv(VLLM_KEY_ENV, key)  # as the runtime_env hands it to every worker
+        authorize_sglang_control_client(module)
+        authorize_sglang_control_client(module)  # idempotent
+        assert asyncio.run(client.post(f"{base}/update_weights_from_tensor")) == 200
+        monkeypatch.delenv(VLLM_KEY_ENV)
+        assert asyncio.run(client.post(f"{base}/update_weights_from_tensor")) == 401  # no key, none sent
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -58,3 +58,16 @@ def test_an_unknown_engine_is_left_to_verls_own_error(registry):
     assert prefetch_replica_class("no-such-engine") is None
     with pytest.raises(ValueError, match="Unknown rollout mode: no-such-engine"):
         registry.get("no-such-engine")
+
+
+def test_sglang_is_not_prefetched_since_its_loader_edits_the_environment():
+    """verl's `_load_sglang` sets and deletes SGLANG_USE_CPU_ENGINE around its import: a prefetch thread running it
+    beside the main thread's lookup could delete the variable under the other one (KeyError)."""
+    import inspect
+
+    from verl.workers.rollout import replica
+
+    source = inspect.getsource(replica._load_sglang)
+    assert 'os.environ["SGLANG_USE_CPU_ENGINE"] = "1"' in source and 'del os.environ["SGLANG_USE_CPU_ENGINE"]' in source
+    assert prefetch_replica_class("sglang") is None
+    assert "SGLANG_USE_CPU_ENGINE" not in __import__("os").environ
