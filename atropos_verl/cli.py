@@ -130,6 +130,10 @@ def doctor(
     config: Annotated[Path | None, typer.Argument(help="Run config YAML to check against.")] = None,
     patches: Annotated[bool, typer.Option("--patches", help="List every patch applied to verl, vLLM, "
                                           "atroposlib and others, and why.")] = False,
+    smoke: Annotated[bool, typer.Option("--smoke", help="Run two steps of CONFIG's stack (engine, mode, placement, "
+                                        "device layout, LoRA) with a tiny model and report each mechanism.")] = False,
+    workdir: Annotated[Path | None, typer.Option(help="Where the smoke run writes (default: a temporary "
+                                                 "directory, removed after a pass).")] = None,
 ) -> None:
     """Check the installation, and a running stack when CONFIG's run is up. Exits 1 if any check fails."""
     from rich.console import Console
@@ -138,6 +142,11 @@ def doctor(
     if patches:
         _print_patches()
         raise typer.Exit(0)
+    if smoke:
+        if config is None:
+            typer.echo("error: --smoke needs a run config", err=True)
+            raise typer.Exit(2)
+        raise typer.Exit(_smoke(config, workdir))
 
     from atropos_verl.errors import ConfigError
     from atropos_verl.launch.config import load_run_config
@@ -156,3 +165,39 @@ def doctor(
     failed = [c for c in checks if not c.ok]
     typer.echo(f"{len(checks) - len(failed)} passed, {len(failed)} failed")
     raise typer.Exit(1 if failed else 0)
+
+
+def _smoke(config_path: Path, workdir: Path | None) -> int:
+    """`doctor CONFIG --smoke`: the smoke run under the launcher, then one verdict per mechanism."""
+    import logging
+    import shutil
+    import tempfile
+
+    from atropos_verl.errors import ConfigError
+    from atropos_verl.host_detect import host_has_accelerator
+    from atropos_verl.launch.config import load_run_config
+    from atropos_verl.launch.run import run as run_stack
+    from atropos_verl.launch.smoke import verdicts, write_smoke_config
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    accelerator = host_has_accelerator()
+    temporary = workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="atropos-verl-smoke-")) if workdir is None else workdir
+    try:
+        config = load_run_config(config_path)
+        smoke_path = write_smoke_config(config, workdir, has_accelerator=accelerator)
+        result = run_stack(smoke_path, [], has_accelerator=accelerator, live=False)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    checks = verdicts(result.run_dir, result.exit_code, result.reason, result.servers, mode=config.mode)
+    typer.echo(f"smoke run of {config_path} ({config.backend} backend requested, {config.mode} mode, "
+               f"{config.placement} placement, {'GPU' if accelerator else 'CPU'} host): {smoke_path}")
+    for c in checks:
+        typer.echo(f"  {'pass' if c.ok else 'FAIL'}  {c.name:<13} {c.detail}")
+    failed = [c.name for c in checks if not c.ok]
+    typer.echo(f"smoke: {'pass' if not failed else 'FAIL (' + ', '.join(failed) + ')'}; run dir {result.run_dir}")
+    if temporary and not failed:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failed else 0

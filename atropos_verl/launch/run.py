@@ -62,6 +62,7 @@ class RunResult:
     leftovers: list[str] = field(default_factory=list)
     removed_shm: list[str] = field(default_factory=list)
     report_line: str | None = None
+    servers: list[str] = field(default_factory=list)  # the rollout servers the trainer published (host:port)
 
 
 def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -270,6 +271,7 @@ def run(config_path: str | Path, cli_overrides: list[str], *, has_accelerator: b
             signal.signal(sig, handler)
         view.note("stopping")
         shm.observe(sup.member_pids())
+        result.servers = list(health.endpoints.addresses) if health.endpoints else []
         result.leftovers = sup.stop_all()
         result.removed_shm = shm.cleanup()
         remove_run_files(temp_dir, plan.endpoints_file, empty_dirs)  # endpoints.json: the servers it names are gone

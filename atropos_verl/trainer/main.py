@@ -60,8 +60,10 @@ def _server_key_env(config: DictConfig) -> dict[str, str]:
     """The launcher's per-run server key (`atropos_verl.server_key`) handed on to the servers verl starts.
 
     vLLM reads it from the environment of its server process, a Ray actor possibly on another node: it travels in the
-    job's runtime_env (returned here). SGLang takes it as a server argument, which verl forwards from
-    `engine_kwargs.sglang`; set in the config here, it is masked in what the trackers log (`ray_trainer._tracker`).
+    job's runtime_env (returned here). SGLang's server actor reads it from there too, for the key guard on verl's app
+    (`drain.sglang_replica`), and takes it as a server argument (`engine_kwargs.sglang.api_key`, which verl forwards
+    to `ServerArgs`) for SGLang's own start-up requests to itself; set in the config here, it is masked in what the
+    trackers log (`ray_trainer._tracker`).
     """
     from atropos_verl.server_key import VLLM_KEY_ENV, from_environment
 

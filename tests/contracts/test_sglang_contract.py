@@ -170,3 +170,11 @@ def test_the_pin_takes_verls_current_branches(sglang):
 def test_sglang_patch_targets_exist_in_the_pin(sglang, patch):
     """What `doctor --patches` reports "present" on a GPU install, checked here where SGLang cannot be installed."""
     assert any(resolves(sglang, t) for t in target_alternatives(patch)), f"{patch.id} in sglang {sglang_pin()}"
+
+
+def test_sglangs_own_warmup_requests_carry_the_server_args_key(sglang):
+    """Behind `ServerKeyGuard`, SGLang's start-up warmup reaches its own routes with `server_args.api_key`, which
+    the trainer sets to the run's key (`trainer.main._server_key_env`)."""
+    warmup = source_of(find_function(parse(sglang / "sglang/srt/entrypoints/http_server.py"), "_execute_server_warmup"))
+    assert 'headers["Authorization"] = f"Bearer {server_args.api_key}"' in warmup.replace("'", '"')
+    assert "headers=headers" in warmup

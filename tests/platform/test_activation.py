@@ -16,6 +16,7 @@ from .conftest import run_python
 def test_entry_point_is_declared():
     eps = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="verl.plugins")}
     assert eps.get("cpu") == "atropos_verl.platform"
+    assert eps.get("server_key") == "atropos_verl.server_key"  # verl's SGLang control client sends the run's key
 
 
 def test_verl_import_activates_cpu_platform_without_env_vars():
@@ -42,17 +43,18 @@ def test_inert_when_not_cpu_platform(env, prelude):
     out = run_python(
         prelude + "import importlib.metadata as md, verl, atropos_verl.platform as p\n"
         "from atropos_verl import import_hooks as _hooks\n"
-        "from atropos_verl import sync_socket as s\n"
+        "from atropos_verl import server_key as k, sync_socket as s\n"
         "from verl.plugin.platform.platform_manager import PlatformRegistry\n"
         "import ray.runtime_context as rc\n"
         "try:\n    v = md.version('vllm')\nexcept md.PackageNotFoundError:\n    v = None\n"
-        "cpu_hooks = tuple(m for m in _hooks.pending_modules() if m not in (s.SENDER_MODULE, s.SERVER_MODULE))\n"
+        "every_platform = (s.SENDER_MODULE, s.SERVER_MODULE, k.SGLANG_CLIENT_MODULE)\n"
+        "cpu_hooks = tuple(m for m in _hooks.pending_modules() if m not in every_platform)\n"
         "print(p.is_active(), v, cpu_hooks, hasattr(rc.RuntimeContext.get_accelerator_ids,"
         " '__atropos_verl_cpu__'), 'cpu' in PlatformRegistry.registered_names())",
         env=env,
     )
-    # The class is registered (verl probes it last), but no CPU patch is installed (the sync-socket plugin applies on
-    # every platform).
+    # The class is registered (verl probes it last), but no CPU patch is installed (the sync-socket and server-key
+    # plugins apply on every platform).
     assert out == "False None () False True"
 
 
