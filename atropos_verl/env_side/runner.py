@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import os
 import sys
 import time
@@ -33,27 +34,50 @@ from atropos_verl.env_side import (
 from atropos_verl.env_side.loading import CHECKOUT_ENV, load_file
 from atropos_verl.envs import BUILTIN_ENVS, load_builtin
 
+logger = logging.getLogger(__name__)
+
 USAGE = "usage: python -m atropos_verl.env_side.runner ENV {serve,process,evaluate} [--config FILE] [--env.* ...]"
 
 
+def _without_evaluate(env_cls: type) -> type:
+    """`env_cls` with evaluation off: atroposlib declares `evaluate` abstract, and some environments never define it
+    (they cannot be built otherwise). Training does not need it; the run warns once."""
+
+    async def evaluate(self, *args, **kwargs) -> None:
+        return None
+
+    logger.warning("%s does not implement evaluate(): it runs with evaluation off", env_cls.__name__)
+    return type(env_cls.__name__, (env_cls,), {"evaluate": evaluate, "__module__": env_cls.__module__,
+                                              "__doc__": env_cls.__doc__})
+
+
+def usable_class(env_cls: type) -> type:
+    """A concrete class, the same one with evaluation off when `evaluate` is all it lacks; else LookupError naming
+    what is missing."""
+    missing = sorted(getattr(env_cls, "__abstractmethods__", ()))
+    if not missing:
+        return env_cls
+    if missing == ["evaluate"]:
+        return _without_evaluate(env_cls)
+    raise LookupError(f"{env_cls.__module__}:{env_cls.__name__} cannot be built: it does not implement "
+                      f"{', '.join(missing)} (abstract in atroposlib's BaseEnv)")
+
+
 def _env_class_in(module: ModuleType) -> type:
-    """The one concrete `BaseEnv` subclass defined in `module` (imported ones are not candidates)."""
+    """The one `BaseEnv` subclass defined in `module` (imported ones are not candidates), as `usable_class` makes it."""
     from atroposlib.envs.base import BaseEnv
 
-    found = [
+    defined = [
         obj
         for obj in vars(module).values()
-        if inspect.isclass(obj)
-        and issubclass(obj, BaseEnv)
-        and obj.__module__ == module.__name__
-        and not inspect.isabstract(obj)
+        if inspect.isclass(obj) and issubclass(obj, BaseEnv) and obj.__module__ == module.__name__
     ]
     # A file may define a base environment and its concrete subclass: the most derived classes are the candidates.
-    found = [c for c in found if not any(o is not c and issubclass(o, c) for o in found)]
+    found = [c for c in defined if not any(o is not c and issubclass(o, c) for o in defined)]
     if len(found) != 1:
         names = sorted(c.__name__ for c in found)
         raise LookupError(f"expected one BaseEnv subclass in {module.__name__}, found {names}; name it: MODULE:CLASS")
-    return found[0]
+    return usable_class(found[0])
 
 
 def resolve_env(spec: str) -> type:
@@ -71,7 +95,7 @@ def resolve_env(spec: str) -> type:
         env_cls = getattr(module, class_name) if class_name else _env_class_in(module)
     if not (inspect.isclass(env_cls) and issubclass(env_cls, BaseEnv)):
         raise TypeError(f"{spec!r} resolved to {env_cls!r}, which is not an atroposlib BaseEnv subclass")
-    return env_cls
+    return usable_class(env_cls)
 
 
 def install_all() -> posting.EnvStatus:
@@ -108,12 +132,18 @@ def main(argv: list[str] | None = None) -> None:
         print(f"builtin environments: {', '.join(sorted(BUILTIN_ENVS))}")
         raise SystemExit(0 if argv else 2)
     status = install_all()
-    env_cls = resolve_env(argv[0])
-    status.update(imported=time.time())  # the start-up breakdown's "environment imported" (startup_times)
-    await_config(argv, float(os.environ.get(routing.AWAIT_CONFIG_ENV) or 0))
-    # atroposlib's CLI (pydantic-cli) parses sys.argv itself.
-    sys.argv = [f"env_runner {argv[0]}", *argv[1:]]
-    env_cls.cli()
+    try:
+        env_cls = resolve_env(argv[0])
+        status.update(imported=time.time())  # the start-up breakdown's "environment imported" (startup_times)
+        await_config(argv, float(os.environ.get(routing.AWAIT_CONFIG_ENV) or 0))
+        # atroposlib's CLI (pydantic-cli) parses sys.argv itself.
+        sys.argv = [f"env_runner {argv[0]}", *argv[1:]]
+        env_cls.cli()
+    except (Exception, SystemExit) as exc:
+        # What ended the process, in its status record: the launcher's end line and doctor read it from there.
+        if not (isinstance(exc, SystemExit) and exc.code in (0, None)):
+            status.update(last_error=f"{type(exc).__name__}: {exc}"[:2000], exited=time.time())
+        raise
 
 
 if __name__ == "__main__":

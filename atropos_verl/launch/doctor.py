@@ -23,7 +23,8 @@ import psutil
 import yaml
 
 from atropos_verl.launch.config import RunConfig
-from atropos_verl.launch.health import SILENT_AFTER_S, env_health, last_error_line
+from atropos_verl.launch.health import SILENT_AFTER_S, env_health
+from atropos_verl.launch.log_lines import last_error_line
 from atropos_verl.launch.processes import port_is_free
 from atropos_verl.server_key import auth_headers, read_key
 from atropos_verl.trainer.endpoints import Endpoints, read_endpoints

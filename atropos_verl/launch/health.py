@@ -69,25 +69,6 @@ def read_env_status(path: Path, pid: int | None) -> dict[str, Any] | None:
     return data if data.get("pid") == pid else None
 
 
-ERROR_MARKERS = ("Error", "ERROR", "Exception", "Traceback")
-
-
-def last_error_line(log_path: Path, *, or_last: bool = False, window: int = 500) -> str | None:
-    """The last line among a log's final `window` that looks like an error (a traceback's final line names it); with
-    `or_last`, the log's last line when none does. Used for the one-line reason of a failed process."""
-    try:
-        text = log_path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "(no log)" if or_last else None
-    lines = [ln.strip() for ln in text.splitlines()[-window:] if ln.strip()]
-    for line in reversed(lines):
-        if any(marker in line for marker in ERROR_MARKERS):
-            return line[:500]
-    if or_last:
-        return lines[-1][:500] if lines else "(empty log)"
-    return None
-
-
 def last_metrics(run_dir: Path) -> dict[str, Any] | None:
     """The newest line of the trainer's metrics files (metrics.jsonl, metrics.resumed-K.jsonl)."""
     files = sorted(run_dir.glob("metrics*.jsonl"), key=lambda p: p.stat().st_mtime)

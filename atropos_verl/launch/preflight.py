@@ -40,10 +40,11 @@ def check(spec):
         from atropos_verl.env_side.loading import CHECKOUT_ENV, load_file
         module = load_file(Path(target), os.environ.get(CHECKOUT_ENV))
         from atroposlib.envs.base import BaseEnv
-        from atropos_verl.env_side.runner import _env_class_in
+        from atropos_verl.env_side.runner import _env_class_in, usable_class
         env_cls = getattr(module, class_name) if class_name else _env_class_in(module)
         if not (isinstance(env_cls, type) and issubclass(env_cls, BaseEnv)):
             raise TypeError(f"{spec!r} resolved to {env_cls!r}, which is not an atroposlib BaseEnv subclass")
+        usable_class(env_cls)
         return
     from atropos_verl.env_side.runner import resolve_env
     resolve_env(spec)

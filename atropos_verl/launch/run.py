@@ -32,8 +32,9 @@ from atropos_verl.launch import hooks
 from atropos_verl.launch.api_server import gated_api
 from atropos_verl.launch.config import load_run_config
 from atropos_verl.launch.env_configs import env_status_file, env_yaml_path, write_env_configs
-from atropos_verl.launch.health import HealthMonitor, last_error_line
+from atropos_verl.launch.health import HealthMonitor
 from atropos_verl.launch.live_view import LiveView
+from atropos_verl.launch.log_lines import last_error_line
 from atropos_verl.launch.model_prep import prepare_model
 from atropos_verl.launch.plan import TRAINER_MODULE, RunPlan, make_plan
 from atropos_verl.launch.preflight import EnvironmentCheck, env_targets

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from atropos_verl.launch.log_lines import last_error_line
 from atropos_verl.launch.processes import session_members, start_process, stop_session, terminate
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class Child:
     exit_code: int | None = None
     next_start: float | None = None
     sessions: list[int] = field(default_factory=list)
+    last_error: str | None = None  # the error line of its log when it last exited non-zero
 
     @property
     def pid(self) -> int | None:
@@ -98,16 +100,19 @@ class Supervisor:
                     child.state = "finished"
                     logger.info("%s finished", child.name)
                     continue
+                child.last_error = last_error_line(child.log_path)
                 if child.restarts >= child.max_restarts:
                     child.state = "failed"
+                    why = f": {child.last_error}" if child.last_error else ""
                     raise RunFailed(
                         f"{child.name} exited with code {code} after {child.restarts} restart(s) "
-                        f"(limit {child.max_restarts}); see {child.log_path}"
+                        f"(limit {child.max_restarts}){why}; see {child.log_path}"
                     )
                 delay = self.restart_backoff * (2**child.restarts)
                 child.state = "restarting"
                 child.next_start = now + delay
-                logger.warning("%s exited with code %s; restarting in %.1fs", child.name, code, delay)
+                logger.warning("%s exited with code %s (%s); restarting in %.1fs", child.name, code,
+                               child.last_error or "no error line in its log", delay)
             elif child.state == "restarting" and child.next_start is not None and now >= child.next_start:
                 child.restarts += 1
                 self._start(child)

@@ -125,7 +125,7 @@ def test_posts_are_counted_against_the_real_api(tmp_path):
 
 
 def test_last_error_line_of_a_log(tmp_path):
-    from atropos_verl.launch.health import last_error_line
+    from atropos_verl.launch.log_lines import last_error_line
 
     log = tmp_path / "trainer.log"
     log.write_text("step 1\nTraceback (most recent call last):\n  x\nNothingToLearnError: 5 consecutive steps\nbye\n")
