@@ -11,7 +11,10 @@ folder on `sys.path` makes all three work; folders without `__init__.py` are nam
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
+import keyword
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -42,11 +45,29 @@ def find_root(path: Path, checkout: Path | None = None) -> Path:
 
 
 def module_name(path: Path, root: Path) -> str:
+    """The dotted name `path` is imported as: its path from `root`, each part made an identifier (`pokemon-showdown`
+    becomes `pokemon_showdown`): folders named so cannot be written in an import, but their files still load."""
     parts = path.resolve().relative_to(root).with_suffix("").parts
-    bad = [p for p in parts if not p.isidentifier()]
-    if bad:
-        raise ImportError(f"{path}: cannot import as a module under {root}: {bad} are not Python identifiers")
-    return ".".join(parts)
+    return ".".join(_identifier(p) for p in parts)
+
+
+def _identifier(part: str) -> str:
+    name = re.sub(r"\W", "_", part)
+    return name if name.isidentifier() and not keyword.iskeyword(name) else f"_{name}"
+
+
+def _declare_packages(path: Path, root: Path, name: str) -> None:
+    """Make each folder between `root` and `path` an importable package under the (made-up) name `module_name` gives
+    it, where its real name is not an identifier, so the file's package-relative imports resolve."""
+    folders = path.resolve().relative_to(root).parts[:-1]
+    dotted = name.split(".")[:-1]
+    for depth in range(1, len(folders) + 1):
+        package = ".".join(dotted[:depth])
+        if package in sys.modules or all(p.isidentifier() for p in folders[:depth]):
+            continue
+        spec = importlib.machinery.ModuleSpec(package, None, is_package=True)
+        spec.submodule_search_locations = [str(root.joinpath(*folders[:depth]))]
+        sys.modules[package] = importlib.util.module_from_spec(spec)
 
 
 def load_file(path: str | Path, checkout: str | Path | None = None) -> ModuleType:
@@ -70,6 +91,8 @@ def load_file(path: str | Path, checkout: str | Path | None = None) -> ModuleTyp
         sys.modules[name] = module
         spec.loader.exec_module(module)
         return module
+    if any(not part.isidentifier() for part in path.resolve().relative_to(root).parts[:-1]):
+        _declare_packages(path, root, name)
     module = importlib.import_module(name)
     loaded = Path(getattr(module, "__file__", "") or "").resolve()
     if loaded != path:

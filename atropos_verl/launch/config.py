@@ -47,6 +47,9 @@ class EnvironmentSpec(_Strict):
     max_batches_offpolicy: int = Field(1, ge=1, description="how many batches ahead of the trainer the env may run")
     settings: dict[str, Any] = Field(default_factory=dict, description="extra --env.* settings")
     server: dict[str, Any] = Field(default_factory=dict, description="extra keys of each openai server entry")
+    cwd: Path | None = Field(None, description="working directory of its processes (relative to the config file); "
+                             "default: the checkout's root for a file under atropos_checkout, where Atropos "
+                             "environments open their data files, else the launcher's own")
 
     @field_validator("settings")
     @classmethod
@@ -159,4 +162,7 @@ def load_run_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"{path}: invalid run config\n" + "\n".join(lines)) from None
     if config.atropos_checkout is not None and not config.atropos_checkout.is_absolute():
         config.atropos_checkout = (path.parent / config.atropos_checkout).resolve()
+    for spec in config.environments:
+        if spec.cwd is not None and not spec.cwd.is_absolute():
+            spec.cwd = (path.parent / spec.cwd).resolve()
     return config

@@ -37,6 +37,7 @@ class EnvPlan:
     spec: EnvironmentSpec
     target: str
     env_settings: dict[str, Any]
+    cwd: Path | None = None  # where its processes start (`env_cwd`)
 
 
 @dataclass
@@ -184,6 +185,16 @@ def _resolve_env_target(spec: EnvironmentSpec, checkout: Path | None, base_dir: 
     raise ConfigError(f"environments: file '{spec.env}' not found under atropos_checkout={checkout} or {base_dir}")
 
 
+def env_cwd(spec: EnvironmentSpec, target: str, checkout: Path | None) -> Path | None:
+    """The environment's own `cwd`; else the checkout's root when the file lies in the checkout (Atropos environments
+    open data files as `environments/<dir>/<file>`, from the repository root); else None (the launcher's)."""
+    if spec.cwd is not None:
+        return spec.cwd
+    if checkout is not None and target.endswith(".py") and checkout.resolve() in Path(target).resolve().parents:
+        return checkout.resolve()
+    return None
+
+
 def _fill(value: Any, **fields: Any) -> Any:
     """`{run_dir}` and `{env}` in string settings become this run's dir and the env process name."""
     if isinstance(value, str):
@@ -266,7 +277,8 @@ def make_plan(
             }
             if spec.min_batch_allocation is not None:
                 settings["min_batch_allocation"] = spec.min_batch_allocation
-            envs.append(EnvPlan(name=name, spec=spec, target=target, env_settings=settings))
+            envs.append(EnvPlan(name=name, spec=spec, target=target, env_settings=settings,
+                                cwd=env_cwd(spec, target, config.atropos_checkout)))
     names = [e.name for e in envs]
     if len(set(names)) != len(names):
         raise ConfigError(f"environments: process names must be unique, got {names}; set `name:`")

@@ -105,7 +105,9 @@ def _start_envs(plan: RunPlan, sup: Supervisor) -> None:
     for env in plan.envs:
         yaml_path = env_yaml_path(plan, env.name)
         yaml_path.unlink(missing_ok=True)  # a previous run's servers are gone
-        argv = [sys.executable, "-m", "atropos_verl.env_side.runner", env.target, "serve", "--config",
+        # -P: a checkout root as working directory must not put the checkout's own `atroposlib/` source ahead of the
+        # installed atroposlib (the runner adds the root to sys.path itself, after atroposlib is imported).
+        argv = [sys.executable, "-P", "-m", "atropos_verl.env_side.runner", env.target, "serve", "--config",
                 str(yaml_path)]
         extra = {
             STATUS_FILE_ENV: str(env_status_file(plan.run_dir, env.name)),
@@ -118,7 +120,7 @@ def _start_envs(plan: RunPlan, sup: Supervisor) -> None:
             extra[CHECKOUT_ENV] = str(plan.config.atropos_checkout.resolve())
         sup.start(Child(
             name=env.name, role="env", argv=argv, log_path=plan.run_dir / "logs" / f"{env.name}.log",
-            env=_child_env(extra),
+            env=_child_env(extra), cwd=env.cwd,
             max_restarts=plan.config.supervision.max_restarts,
         ))
 

@@ -38,6 +38,7 @@ class Child:
     next_start: float | None = None
     sessions: list[int] = field(default_factory=list)
     last_error: str | None = None  # the error line of its log when it last exited non-zero
+    cwd: Path | None = None
 
     @property
     def pid(self) -> int | None:
@@ -47,7 +48,7 @@ class Child:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as fh:
             fh.write(f"\n=== start {self.name} (attempt {self.restarts + 1}): {' '.join(self.argv)}\n".encode())
-        self.proc = start_process(self.argv, log_path=self.log_path, env=self.env)
+        self.proc = start_process(self.argv, log_path=self.log_path, env=self.env, cwd=self.cwd)
         self.sessions.append(self.proc.pid)
         self.state = "running"
         self.exit_code = None

@@ -66,14 +66,25 @@ def test_checkout_given_explicitly_wins_over_markers(tmp_path):
     assert find_root(path, root) == root.resolve()
 
 
-def test_missing_file_and_bad_names_are_named(tmp_path):
+def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.py"):
         load_file(tmp_path / "nope.py")
-    bad = _write(tmp_path / "ck2" / ".git" / "x", "")
-    env = _write(tmp_path / "ck2" / "my-envs" / "e.py", "")
-    assert bad.exists()
-    with pytest.raises(ImportError, match="my-envs"):
-        load_file(env)
+
+
+def test_folders_that_are_not_identifiers_load_with_their_relative_and_sibling_imports(tmp_path):
+    """Atropos has folders such as `pokemon-showdown`: no import statement can name them, but their files load."""
+    root = tmp_path / "ck2"
+    _write(root / ".git" / "x", "")
+    _write(root / "environments" / "game-envs" / "poke-mon" / "rules.py", "TURNS = 3\n")
+    _write(root / "environments" / "game-envs" / "poke-mon" / "battle_env.py",
+           "from .rules import TURNS\nimport rules\nfrom environments.base_util import N\n"
+           "X = TURNS + rules.TURNS + N\n")
+    _write(root / "environments" / "base_util.py", "N = 1\n")
+    env = root / "environments" / "game-envs" / "poke-mon" / "battle_env.py"
+    assert module_name(env, root.resolve()) == "environments.game_envs.poke_mon.battle_env"
+    out = _python(f"from atropos_verl.env_side.loading import load_file; m = load_file({str(env)!r}); "
+                  "print(m.X, m.__name__)", tmp_path)
+    assert out.stdout.split() == ["7", "environments.game_envs.poke_mon.battle_env"]
 
 
 def test_runner_picks_the_most_derived_class(tmp_path):
@@ -95,3 +106,33 @@ def test_runner_picks_the_most_derived_class(tmp_path):
     code = f"from atropos_verl.env_side.runner import resolve_env; print(resolve_env({str(path)!r}).__name__)"
     out = _python(code, tmp_path)
     assert out.stdout.strip() == "Concrete"
+
+
+def test_a_class_lacking_only_evaluate_runs_with_evaluation_off(tmp_path):
+    path = _write(tmp_path / "no_eval.py", """
+        from atroposlib.envs.base import BaseEnv
+
+        class TrainOnly(BaseEnv):
+            name = "train_only"
+
+            async def get_next_item(self):
+                return None
+    """)
+    code = ("import asyncio, inspect; from atropos_verl.env_side.runner import resolve_env; "
+            f"c = resolve_env({str(path)!r}); print(c.__name__, inspect.isabstract(c), asyncio.run(c.evaluate(None)))")
+    out = _python(code, tmp_path)
+    assert out.stdout.split() == ["TrainOnly", "False", "None"]
+    assert "TrainOnly does not implement evaluate(): it runs with evaluation off" in out.stderr
+
+
+def test_a_class_lacking_more_is_named_with_what_it_lacks(tmp_path):
+    path = _write(tmp_path / "half.py", """
+        from atroposlib.envs.base import BaseEnv
+
+        class Half(BaseEnv):
+            name = "half"
+    """)
+    code = f"from atropos_verl.env_side.runner import resolve_env; resolve_env({str(path)!r})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode != 0
+    assert "half:Half cannot be built: it does not implement evaluate, get_next_item" in out.stderr

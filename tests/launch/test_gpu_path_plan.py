@@ -139,3 +139,16 @@ def test_gpu_configs_find_the_checkout_beside_them_and_plan(tmp_path, name):
     assert plan.envs[0].target == str(env_file.resolve())
     assert plan.verl.actor_rollout_ref.model.lora.merge is True
     assert "wandb" not in list(plan.verl.trainer.logger)
+
+
+def test_environments_from_a_checkout_start_in_its_root(tmp_path):
+    """Atropos environments open their data as `environments/<dir>/<file>`, relative to the repository root."""
+    checkout = tmp_path / "atropos"
+    env_file = checkout / "environments" / "qa" / "qa_env.py"
+    env_file.parent.mkdir(parents=True)
+    env_file.write_text("# planning only resolves the path\n")
+    doc = {**BASE, "atropos_checkout": "atropos",
+           "environments": [{"env": "environments/qa/qa_env.py"}, {"env": "addition"},
+                            {"env": "environments/qa/qa_env.py", "name": "elsewhere", "cwd": "work"}]}
+    plan = make_plan(load_run_config(write(tmp_path, doc)), [], has_accelerator=False, config_dir=tmp_path)
+    assert [e.cwd for e in plan.envs] == [checkout.resolve(), None, (tmp_path / "work").resolve()]
