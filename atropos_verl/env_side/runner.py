@@ -29,6 +29,7 @@ from atropos_verl.env_side import (
     routing,
     sampling,
     start_pause,
+    token_budget,
     vllm_adapter,
 )
 from atropos_verl.env_side.loading import CHECKOUT_ENV, load_file
@@ -109,6 +110,7 @@ def install_all() -> posting.EnvStatus:
     start_pause.install()
     status = posting.EnvStatus(os.environ.get(posting.STATUS_FILE_ENV))
     posting.install(status)
+    token_budget.install(status)
     return status
 
 

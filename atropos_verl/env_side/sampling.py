@@ -1,6 +1,7 @@
 # Copyright 2026 atropos-verl contributors
 # SPDX-License-Identifier: Apache-2.0
-"""Stamp each posted group with the temperature its completions were really sampled at.
+"""Stamp each posted group with the temperature its completions were really sampled at (and bound each request's
+`max_tokens`: `token_budget`).
 
 The trainer computes log-probs (actor, bypass-mode old log-probs, IS ratios) at each sequence's sampling temperature,
 which it reads from the group (`overrides`, `generation_params`, `group_overrides`). Most environments pass
@@ -24,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from atropos_verl.env_side import rollout_task
+from atropos_verl.env_side import rollout_task, token_budget
 from atropos_verl.env_side.patching import wrap_method
 from atropos_verl.wire import TEMPERATURES_SEEN_KEY
 
@@ -88,6 +89,7 @@ def install() -> None:
 
     def make_call(call):
         async def wrapper(self, **kwargs):
+            token_budget.clamp(kwargs)
             record = rollout_task.current()
             if record is not None and kwargs.get("split", "train") == "train":
                 record.temperatures.append(kwargs.get("temperature"))

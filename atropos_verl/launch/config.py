@@ -47,6 +47,11 @@ class EnvironmentSpec(_Strict):
     max_batches_offpolicy: int = Field(1, ge=1, description="how many batches ahead of the trainer the env may run")
     settings: dict[str, Any] = Field(default_factory=dict, description="extra --env.* settings")
     server: dict[str, Any] = Field(default_factory=dict, description="extra keys of each openai server entry")
+    token_budget: Literal["response", "total"] = Field(
+        "response", description="how the environment reads max_token_length: response = as each request's "
+        "max_tokens (most Atropos environments); total = prompt and completion together (it subtracts its "
+        "prompt). See atropos_verl/env_side/token_budget.py"
+    )
     cwd: Path | None = Field(None, description="working directory of its processes (relative to the config file); "
                              "default: the checkout's root for a file under atropos_checkout, where Atropos "
                              "environments open their data files, else the launcher's own")

@@ -28,6 +28,7 @@ from atropos_verl.env_side.posting import STATUS_FILE_ENV
 from atropos_verl.env_side.routing import AWAIT_CONFIG_ENV, SERVERS_FILE_ENV
 from atropos_verl.env_side.sampling import SERVER_TEMPERATURE_ENV
 from atropos_verl.env_side.start_pause import ENV_PROCESSES_ENV
+from atropos_verl.env_side.token_budget import MEANING_ENV, PROMPT_CAP_ENV, RESPONSE_CAP_ENV
 from atropos_verl.launch import hooks
 from atropos_verl.launch.api_server import gated_api
 from atropos_verl.launch.config import load_run_config
@@ -115,6 +116,9 @@ def _start_envs(plan: RunPlan, sup: Supervisor) -> None:
             SERVER_TEMPERATURE_ENV: str(float(plan.verl.actor_rollout_ref.rollout.temperature)),
             AWAIT_CONFIG_ENV: str(plan.config.supervision.startup_timeout),
             ENV_PROCESSES_ENV: str(len(plan.envs)),
+            RESPONSE_CAP_ENV: str(plan.max_response_length),
+            PROMPT_CAP_ENV: str(plan.max_prompt_length),
+            MEANING_ENV: env.spec.token_budget,
         }
         if plan.config.atropos_checkout is not None:
             extra[CHECKOUT_ENV] = str(plan.config.atropos_checkout.resolve())

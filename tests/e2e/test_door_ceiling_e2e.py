@@ -39,7 +39,7 @@ def _run(tmp_path: Path, monkeypatch, env: str) -> tuple[Path, str]:
 
 
 def test_every_group_refused_at_the_door_ends_the_run_with_the_lengths(tmp_path, monkeypatch):
-    run_dir, trainer_log = _run(tmp_path, monkeypatch, "whole_chat_tokenized")
+    run_dir, trainer_log = _run(tmp_path, monkeypatch, "answer_with_trace")
     assert "NothingToLearnError" in trainer_log and "door rejected the last" in trainer_log, trainer_log[-3000:]
     assert "longest response" in trainer_log and "data.max_response_length=8" in trainer_log
 
@@ -47,7 +47,7 @@ def test_every_group_refused_at_the_door_ends_the_run_with_the_lengths(tmp_path,
     records = [json.loads(line) for line in (run_dir / "quarantine.jsonl").read_text().splitlines()]
     print(f"door: {door['rejected']} rejected, streak {door['streak']}; quarantine records {len(records)}")
     assert door["accepted"] == 0 and door["streak"] >= 10
-    assert door["by_env"] == {"whole_chat_tokenized": door["rejected"]}
+    assert door["by_env"] == {"answer_with_trace": door["rejected"]}
     assert {(r["source"], r["reason"]) for r in records} == {("api", Reason.RESPONSE_TOO_LONG)}
     assert len(records) == door["rejected"]  # every refused group is kept
     assert len(records) < 200, "the run went on long after the ceiling"

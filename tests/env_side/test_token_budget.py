@@ -1,0 +1,56 @@
+# Copyright 2026 atropos-verl contributors
+# SPDX-License-Identifier: Apache-2.0
+"""The budget an environment is given fits its posts within the trainer's response cap, whichever way it reads
+`max_token_length`, and no request asks for fewer than 1 token."""
+
+from __future__ import annotations
+
+import pytest
+
+from atropos_verl.env_side import token_budget
+from atropos_verl.env_side.token_budget import budgets, clamp, template_tail
+from atropos_verl.models.tiny import build_tiny_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tiny_tokenizer()
+
+
+def test_the_chatml_template_adds_end_of_turn_tokens_after_the_answer(tokenizer):
+    from atroposlib.utils.tokenize_for_trainer import tokenize_for_trainer
+
+    tail = template_tail(tokenizer)
+    assert tail >= 1
+    # what a re-tokenizing environment trains on: the completion's tokens plus exactly that tail
+    completion = "12+34=46"
+    chat = [{"role": "user", "content": "12+34="}, {"role": "assistant", "content": completion}]
+    done = tokenize_for_trainer(tokenizer, chat, finish_reason="length")
+    trained = sum(m != -100 for m in done["masks"])
+    assert trained <= len(tokenizer(completion, add_special_tokens=False)["input_ids"]) + tail
+
+
+def test_budgets_for_each_reading_of_max_token_length():
+    assert budgets("response", 64, 48, tail=2) == (61, 61)
+    assert budgets("total", 64, 48, tail=2) == (48 + 61, 61)  # minus any prompt within the cap leaves >= 61
+    assert budgets("response", 2, 48, tail=2) == (1, 1)  # never below one token
+    with pytest.raises(ValueError, match="token_budget 'tokens'"):
+        budgets("tokens", 64, 48, tail=2)
+
+
+def test_requests_are_bounded_to_the_budget_and_never_below_one(monkeypatch):
+    monkeypatch.setitem(token_budget._STATE, "cap", 6)
+    monkeypatch.setitem(token_budget._STATE, "status", None)
+    for asked, expected in ((64, 6), (6, 6), (3, 3), (0, 1), (-20, 1)):
+        kwargs = {"max_tokens": asked}
+        clamp(kwargs)
+        assert kwargs["max_tokens"] == expected
+    evaluation = {"max_tokens": 500, "split": "eval"}
+    clamp(evaluation)
+    assert evaluation["max_tokens"] == 500  # evaluation answers are not trained: only the floor applies
+    negative_eval = {"max_completion_tokens": -3, "split": "eval"}
+    clamp(negative_eval)
+    assert negative_eval["max_completion_tokens"] == 1
+    untouched = {"temperature": 1.0}
+    clamp(untouched)
+    assert untouched == {"temperature": 1.0}
