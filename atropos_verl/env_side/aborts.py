@@ -6,7 +6,8 @@ verl pauses its engines around weight syncs; a request caught by an abort comes 
 with `finish_reason` "abort" (vLLM) or `{"type": "abort"}` (SGLang) and a truncated output. Scoring that output would
 train on a cut-off completion. The vLLM token path (`vllm_adapter.VerlVLLMServer`) retries inside its request loop;
 this module wraps the other paths of the server classes an environment is routed to: chat and text completions of
-`OpenAIServer`, `VLLMServer` and `SGLangServer`, and SGLang's token path (`/generate`).
+`OpenAIServer`, `VLLMServer` and `SGLangServer`, and SGLang's token path (`/generate`). The same wrappers tell
+`over_context` of every request answered or refused.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from atropos_verl.env_side import over_context
 from atropos_verl.env_side.patching import wrap_method
 
 logger = logging.getLogger(__name__)
@@ -92,7 +94,13 @@ async def retry_aborted(
 def _make(name: str):
     def make(call):
         async def wrapper(self, **kwargs):
-            return await retry_aborted(lambda: call(self, **dict(kwargs)), f"{type(self).__name__}.{name}")
+            try:
+                result = await retry_aborted(lambda: call(self, **dict(kwargs)), f"{type(self).__name__}.{name}")
+            except Exception as exc:
+                over_context.refused(exc, kwargs)  # too long for the served context, again and again: stop
+                raise
+            over_context.answered()
+            return result
 
         return wrapper
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from atropos_verl.env_side import rollout_task
 from atropos_verl.env_side.patching import wrap_method
 
 STATUS_FILE_ENV = "ATROPOS_VERL_ENV_STATUS_FILE"
@@ -74,6 +75,22 @@ class EnvStatus:
 #: atroposlib 0.4.0 drops a group whose longest sequence reaches the trainer's `max_token_len` (prompt cap + response
 #: cap + 1) with only this warning (`BaseEnv.handle_send_to_api`): such a group never reaches the API.
 TOO_LONG_SKIP = "Token length is too long in a group, skipping..."
+#: What atroposlib logs when a rollout task ends without a group, and the reason each message stands for.
+DROP_MESSAGES = (
+    (TOO_LONG_SKIP, "too_long"),
+    ("Scores are the same in a group, skipping...", "equal_scores"),
+    ("Group structure invalid, or token count mismatch", "short_group"),  # fewer sequences than group_size
+    ("Error in collect_trajectories", "exception"),
+    ("Error in scoring", "exception"),
+)
+#: A task that posted nothing and left none of those messages: the environment itself returned no group. Posts that
+#: failed or that the API refused (its door) are `post_failed` and `refused_by_api`.
+RETURNED_NOTHING = "returned_nothing"
+
+
+def drop_reason(message: object) -> str | None:
+    text = str(message)
+    return next((reason for prefix, reason in DROP_MESSAGES if text.startswith(prefix)), None)
 
 
 class LogWatch:
@@ -90,6 +107,8 @@ class LogWatch:
 
     def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         record = self.make(*args, **kwargs)
+        if (reason := drop_reason(record.msg)) is not None and (task := rollout_task.current()) is not None:
+            task.drops.append(reason)
         if record.levelno >= logging.ERROR:
             try:
                 message = record.getMessage()
@@ -160,13 +179,19 @@ def install(status: EnvStatus) -> None:
                 result = await send(self, scored_data)
             except Exception as exc:  # not CancelledError: a post cut off by shutdown did not fail
                 status.update({"send_failures": 1}, last_error=f"posting {groups} group(s) failed: {exc!r}"[:2000])
+                if (task := rollout_task.current()) is not None:
+                    task.drops.append("post_failed")
                 raise
             finally:
                 _post_status.reset(token)
             if box.get("status", 200) >= 400:
                 error = f"API answered {box['status']} to {groups} group(s): {box.get('text')}"
                 status.update({"refused_by_api": groups}, last_error=error)
+                if (task := rollout_task.current()) is not None:
+                    task.drops.append("refused_by_api")
             else:
+                if (task := rollout_task.current()) is not None:
+                    task.posted += groups
                 now = time.time()
                 first = status.record.get("first_post_time") or now
                 status.update({"groups_posted": groups, "sequences_posted": sequences}, last_post_time=now,
@@ -178,6 +203,16 @@ def install(status: EnvStatus) -> None:
     wrap_method(BaseEnv, "register_env", make_register)
     wrap_method(BaseEnv, "_post_json_with_compression", make_post)
     wrap_method(BaseEnv, "_send_scored_data_to_api", make_send)
+    def count_task(_env: Any, task: rollout_task.TaskRecord) -> None:
+        """Each rollout task: started, and when it posted nothing, why (`without_group/<reason>`)."""
+        counts = {"items_started": 1}
+        if not task.posted:
+            reason = task.drops[0] if task.drops else RETURNED_NOTHING
+            counts.update({"items_without_group": 1, f"without_group/{reason}": 1})
+        status.update(counts)
+
+    rollout_task.install()
+    rollout_task.add_finisher(count_task)
     current = logging.getLogRecordFactory()
     logging.setLogRecordFactory(LogWatch(status, current.make if isinstance(current, LogWatch) else current))
     status.update()

@@ -24,6 +24,9 @@ class TaskRecord:
     temperatures: list[float | None] = field(default_factory=list)
     #: Policy versions the rollout servers stamped on their answers.
     policy_versions: list[int] = field(default_factory=list)
+    #: Groups this task posted to the API, and why atroposlib dropped the others (`posting.drop_reason`).
+    posted: int = 0
+    drops: list[str] = field(default_factory=list)
 
 
 _current: contextvars.ContextVar[TaskRecord | None] = contextvars.ContextVar("atropos_verl_task", default=None)
@@ -31,6 +34,9 @@ _current: contextvars.ContextVar[TaskRecord | None] = contextvars.ContextVar("at
 #: f(group, record, env) -> None, run on every dict group a task posts, in registration order.
 Stamper = Callable[[dict[str, Any], TaskRecord, Any], None]
 _STAMPERS: list[Stamper] = []
+#: f(env, record) -> None, run when a rollout task has ended (its groups posted or not).
+Finisher = Callable[[Any, TaskRecord], None]
+_FINISHERS: list[Finisher] = []
 
 
 def current() -> TaskRecord | None:
@@ -43,16 +49,24 @@ def add_stamper(stamper: Stamper) -> None:
         _STAMPERS.append(stamper)
 
 
+def add_finisher(finisher: Finisher) -> None:
+    if finisher not in _FINISHERS:
+        _FINISHERS.append(finisher)
+
+
 def install() -> None:
     from atroposlib.envs.base import BaseEnv
 
     def make_handle_env(handle_env):
         async def wrapper(self, *args, **kwargs):
-            token = _current.set(TaskRecord())
+            record = TaskRecord()
+            token = _current.set(record)
             try:
                 return await handle_env(self, *args, **kwargs)
             finally:
                 _current.reset(token)
+                for finisher in _FINISHERS:
+                    finisher(self, record)
 
         return wrapper
 

@@ -24,6 +24,7 @@ from types import ModuleType
 from atropos_verl.env_side import (
     aborts,
     compat,
+    over_context,
     policy_version,
     posting,
     routing,
@@ -111,6 +112,7 @@ def install_all() -> posting.EnvStatus:
     status = posting.EnvStatus(os.environ.get(posting.STATUS_FILE_ENV))
     posting.install(status)
     token_budget.install(status)
+    over_context.install(status)
     return status
 
 

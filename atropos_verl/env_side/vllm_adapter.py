@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 from atroposlib.envs.server_handling.vllm_server import VLLMServer
 
+from atropos_verl.env_side import over_context
 from atropos_verl.env_side.aborts import POLICY, AbortedGenerationError, AbortPolicy, retry_aborted
 
 __all__ = ["AbortedGenerationError", "VerlVLLMServer", "install", "is_installed"]
@@ -121,7 +122,14 @@ class VerlVLLMServer(VLLMServer):
     async def _post_completions(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         """POST `/v1/completions`, resent while any choice comes back aborted (`aborts.retry_aborted`)."""
         policy = AbortPolicy(self.abort_max_retries, self.abort_backoff_s, self.abort_backoff_max_s)
-        return await retry_aborted(lambda: self._post_once(body), "vLLM /v1/completions", policy, self._count_abort)
+        try:
+            result = await retry_aborted(lambda: self._post_once(body), "vLLM /v1/completions", policy,
+                                         self._count_abort)
+        except Exception as exc:
+            over_context.refused(exc, body)
+            raise
+        over_context.answered()
+        return result
 
     def _count_abort(self) -> None:
         self.aborts_retried += 1

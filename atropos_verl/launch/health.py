@@ -19,6 +19,7 @@ from atropos_verl.launch.env_configs import env_status_file
 from atropos_verl.launch.supervisor import Supervisor
 from atropos_verl.trainer.atropos_client import API_CLIENT_FILE
 from atropos_verl.trainer.endpoints import Endpoints
+from atropos_verl.trainer.env_drops import without_group_phrase
 from atropos_verl.wire import POLICY_VERSION_HEADER
 
 
@@ -117,7 +118,10 @@ def env_health(record: dict[str, Any], now: float | None = None, silent_after: f
         parts.append(f"{record['errors_logged']} errors")
     if record.get("skipped_too_long"):
         parts.append(f"{record['skipped_too_long']} groups dropped by atroposlib as too long")
+    if phrase := without_group_phrase(record):
+        parts.append(phrase)
     return ", ".join(parts)
+
 
 
 class HealthMonitor:

@@ -44,7 +44,7 @@ from .deadline import call_with_timeout, sync_hint
 from .door_rejections import DoorRejections, door_metrics
 from .drain import RolloutDrain, install_draining_replicas, overlap_metrics, resume_and_report, served_stats
 from .endpoints import Endpoints, publish_endpoints
-from .env_drops import EnvDrops
+from .env_drops import EnvDrops, waiting_summary
 from .env_names import EnvNames
 from .metrics import group_metrics, rejected_by_env, rejection_metrics, split_drain, temperature_metrics, time_split
 from .old_log_probs import bypass_enabled, take_rollout_log_probs
@@ -462,8 +462,11 @@ class AtroposRayTrainer(RayPPOTrainer):
         timing_raw: dict[str, float] = {}
         with marked_timer("step", timing_raw):
             with marked_timer("wait_batch", timing_raw):
-                groups = self.client.poll_batch(float(self.atropos.poll_timeout), on_check=self._publish_poll_health,
-                                                on_wait=self._check_waiting)
+                try:
+                    groups = self.client.poll_batch(float(self.atropos.poll_timeout),
+                                                    on_check=self._publish_poll_health, on_wait=self._check_waiting)
+                except TimeoutError as exc:
+                    raise TimeoutError(f"{exc} Environments: {waiting_summary(self.run_dir / 'envs')}.") from None
             self.env_drops.mark()  # the drops that count are those after this batch
             if self.global_steps == self._first_step:
                 startup_times.record(self.run_dir, "trainer", "first_batch")

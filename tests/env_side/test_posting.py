@@ -133,3 +133,70 @@ def test_last_error_line_of_a_log(tmp_path):
     log.write_text("all fine\n\n")
     assert last_error_line(log) is None and last_error_line(log, or_last=True) == "all fine"
     assert last_error_line(tmp_path / "missing.log", or_last=True) == "(no log)"
+
+
+ITEMS_SCRIPT = r'''
+import asyncio, json, sys
+from atroposlib.envs.base import APIServerConfig, BaseEnv, BaseEnvConfig
+from atropos_verl.env_side import compat, posting
+from atropos_verl.models.tiny import build_tiny_tokenizer
+
+compat.install()
+status = posting.EnvStatus(sys.argv[1])
+posting.install(status)
+build_tiny_tokenizer().save_pretrained(sys.argv[2])
+
+
+class Items(BaseEnv):
+    name = "items"
+
+    async def get_next_item(self):
+        return None
+
+    async def evaluate(self, *args, **kwargs):
+        return None
+
+    async def collect_trajectories(self, item):
+        group = {"tokens": [[1, 2, 3], [1, 2, 4]], "masks": [[-100, 2, 3], [-100, 2, 4]], "scores": [0.0, 1.0]}
+        if item == "equal_scores":
+            group["scores"] = [0.5, 0.5]
+        elif item == "short_group":
+            group = {key: value[:1] for key, value in group.items()}
+        elif item == "too_long":
+            group["tokens"] = [[1] * 50, [2] * 50]
+        elif item == "exception":
+            raise ValueError("the judge answered nothing")
+        elif item == "returned_nothing":
+            return None, []
+        return group, []
+
+
+config = BaseEnvConfig(tokenizer_name=sys.argv[2], group_size=2, use_wandb=False, ensure_scores_are_not_same=True)
+env = Items(config, [APIServerConfig(base_url="http://127.0.0.1:9/v1", model_name="m", api_key="x")], testing=True)
+env.max_token_len = 20
+
+
+async def main():
+    for item in ["equal_scores", "equal_scores", "short_group", "too_long", "exception", "returned_nothing"]:
+        env.running_items[item + str(len(env.task_duration))] = {"item": item}
+        await env.handle_env(item + str(len(env.task_duration)))
+
+
+asyncio.run(main())
+'''
+
+
+def test_items_that_give_no_group_are_counted_with_why(tmp_path):
+    """Each way atroposlib's real `handle_env` ends a rollout task without posting, in the status record."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", ITEMS_SCRIPT, str(tmp_path / "s.json"), str(tmp_path / "tok")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    record = json.loads((tmp_path / "s.json").read_text())
+    assert record["items_started"] == 6 and record["items_without_group"] == 6
+    reasons = {k.split("/", 1)[1]: v for k, v in record.items() if k.startswith("without_group/")}
+    assert reasons == {"equal_scores": 2, "short_group": 1, "too_long": 1, "exception": 1, "returned_nothing": 1}
+    assert env_health({**record, "env_id": 0, "time": time.time()}).endswith(
+        "6 of 6 items gave no group (equal_scores x2, exception x1, returned_nothing x1, short_group x1, too_long x1)")

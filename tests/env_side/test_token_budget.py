@@ -14,20 +14,32 @@ from atropos_verl.models.tiny import build_tiny_tokenizer
 
 @pytest.fixture(scope="module")
 def tokenizer():
+    from atropos_verl.env_side import compat
+
+    compat.install()  # as in every environment process: chat templates give atroposlib lists of ids
     return build_tiny_tokenizer()
 
 
-def test_the_chatml_template_adds_end_of_turn_tokens_after_the_answer(tokenizer):
+def _trained_length(tokenizer, completion_ids: list[int]) -> int:
+    """What a re-tokenizing environment trains on for a completion: atroposlib's `tokenize_for_trainer` over the chat
+    with the completion's text as the assistant turn."""
     from atroposlib.utils.tokenize_for_trainer import tokenize_for_trainer
 
-    tail = template_tail(tokenizer)
-    assert tail >= 1
-    # what a re-tokenizing environment trains on: the completion's tokens plus exactly that tail
-    completion = "12+34=46"
-    chat = [{"role": "user", "content": "12+34="}, {"role": "assistant", "content": completion}]
+    chat = [{"role": "user", "content": "12+34="},
+            {"role": "assistant", "content": tokenizer.decode(completion_ids)}]
     done = tokenize_for_trainer(tokenizer, chat, finish_reason="length")
-    trained = sum(m != -100 for m in done["masks"])
-    assert trained <= len(tokenizer(completion, add_special_tokens=False)["input_ids"]) + tail
+    return sum(m != -100 for m in done["masks"])
+
+
+@pytest.mark.parametrize("response_cap", [8, 16, 64])
+def test_a_cut_completion_re_tokenized_fits_the_cap_with_the_budget_and_overruns_without(tokenizer, response_cap):
+    tail = template_tail(tokenizer)
+    assert tail >= 1  # ChatML closes the assistant turn with <|im_end|> and a newline
+    _, per_request = budgets("response", response_cap, 48, tail)
+    digit = tokenizer("7", add_special_tokens=False)["input_ids"]
+    assert _trained_length(tokenizer, digit) == 1 + tail  # the completion, then the template's end of turn
+    assert _trained_length(tokenizer, digit * per_request) <= response_cap
+    assert _trained_length(tokenizer, digit * response_cap) > response_cap  # the budget before: max_tokens = cap
 
 
 def test_budgets_for_each_reading_of_max_token_length():

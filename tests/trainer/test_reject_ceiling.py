@@ -123,3 +123,16 @@ def test_groups_the_environments_dropped_as_too_long_end_the_wait_only_when_none
     status("fine", 0, 8)  # one group posted meanwhile: a batch may still form
     ceiling.check_env_drops(*drops.since_mark(), max_prompt=48, max_response=8)
     ceiling.check_env_drops(Counter(long=5), 0, max_prompt=48, max_response=8)  # below the limit
+
+
+def test_a_wait_that_times_out_says_what_each_environment_did_with_its_items(tmp_path):
+    import json
+
+    from atropos_verl.trainer.env_drops import waiting_summary
+
+    (tmp_path / "alike.status.json").write_text(json.dumps(
+        {"groups_posted": 0, "items_started": 9, "items_without_group": 9, "without_group/equal_scores": 9}))
+    (tmp_path / "fine.status.json").write_text(json.dumps({"groups_posted": 3, "items_started": 3}))
+    assert waiting_summary(tmp_path) == ("alike: 0 groups posted, 9 of 9 items gave no group (equal_scores x9); "
+                                         "fine: 3 groups posted, 3 items started")
+    assert waiting_summary(tmp_path / "none") == "no environment status records"
