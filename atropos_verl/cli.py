@@ -1,5 +1,6 @@
 """The `atropos-verl` command line."""
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -60,7 +61,8 @@ def envs_list(
         Path | None, typer.Option(help="An Atropos checkout whose environments/ to scan (parsed, not imported).")
     ] = None,
 ) -> None:
-    """List builtin, installed and checkout environments, and whether each uses the token-level path."""
+    """List builtin, installed and checkout environments, whether each uses the token-level path, and the verdict of
+    its last `envs check` on this machine."""
     from rich.console import Console
     from rich.table import Table
 
@@ -71,10 +73,65 @@ def envs_list(
     except FileNotFoundError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    table = Table("name", "source", "where", "generation")
+    from atropos_verl.launch.envs_list import last_check
+
+    table = Table("name", "source", "where", "generation", "last check")
     for e in entries:
-        table.add_row(e.name, e.source, e.location, e.path)
+        table.add_row(e.name, e.source, e.location, e.path, last_check(e))
     Console(width=200).print(table)
+
+
+@envs_app.command("check")
+def envs_check(
+    env: Annotated[str, typer.Argument(help="A builtin name, a module (pkg.mod[:Class]) or a .py file (relative to "
+                                       "--checkout).")],
+    checkout: Annotated[Path | None, typer.Option(help="The Atropos checkout the environment comes from.")] = None,
+    groups: Annotated[int, typer.Option(min=1, help="Groups to train one step on.")] = 2,
+    model: Annotated[str | None, typer.Option(help="Model to serve and train (default: the tiny model, built "
+                                              "offline).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write every stage as JSON here.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds the run may wait for its groups.")] = 120.0,
+    token_budget: Annotated[str, typer.Option(help="How it reads max_token_length: response or total.")] = "response",
+    workdir: Annotated[Path | None, typer.Option(help="Where the check's run writes (default: a temporary "
+                                                 "directory, removed after a pass).")] = None,
+) -> None:
+    """Does ENV train with verl? Runs it, unmodified, against the stack a run uses for one training step and reports
+    each stage; exit 0 on pass, 1 on fail."""
+    import logging
+    import shutil
+    import tempfile
+
+    from atropos_verl.errors import ConfigError
+    from atropos_verl.host_detect import host_has_accelerator
+    from atropos_verl.launch.envs_check import check_environment, save_result
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    temporary = workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="atropos-verl-envcheck-")) if workdir is None else workdir
+    try:
+        result = check_environment(env, checkout=checkout.resolve() if checkout else None, groups=groups,
+                                   model=model, timeout=timeout, workdir=workdir,
+                                   has_accelerator=host_has_accelerator(), token_budget=token_budget)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"envs check {result.target} ({result.seconds:.0f} s)")
+    for stage in result.stages:
+        mark = {True: "pass", False: "FAIL", None: " -- "}[stage.ok]
+        typer.echo(f"  {mark}  {stage.name:<24} {stage.detail}")
+    if result.verdict == "pass":
+        typer.echo(f"PASS: {env} trains with verl")
+    else:
+        typer.echo(f"FAIL: {result.cause}\n  fix: {result.fix}")
+        if result.run_dir:
+            typer.echo(f"  run dir: {result.run_dir}")
+    save_result(result)
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.to_json(), indent=1))
+    if temporary and result.verdict == "pass":
+        shutil.rmtree(workdir, ignore_errors=True)
+    raise typer.Exit(0 if result.verdict == "pass" else 1)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

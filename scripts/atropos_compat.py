@@ -246,15 +246,26 @@ def _budget_use(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> str:
     parent = parents.get(node)
     if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Sub) and parent.left is node:
         return "total budget"
-    if isinstance(parent, ast.keyword) and parent.arg in MAX_TOKENS_KW:
+    if _max_tokens_slot(node, parent):
         return "as max_tokens"
-    if isinstance(parent, ast.BinOp | ast.Call):  # `max_token_length // 3`, `min(..., max_token_length)`
-        above = parents.get(parent)
-        if isinstance(above, ast.keyword) and above.arg in MAX_TOKENS_KW:
-            return "as max_tokens (scaled)"
     if isinstance(parent, ast.Compare):
         return "length check"
+    if isinstance(parent, ast.BinOp | ast.Call):  # `max_token_length // 3`, `min(..., max_token_length)`
+        above = parents.get(parent)
+        if _max_tokens_slot(parent, above):
+            return "as max_tokens (scaled)"
+        if isinstance(above, ast.Compare):
+            return "length check"
     return "other read"
+
+
+def _max_tokens_slot(node: ast.AST, parent: ast.AST | None) -> bool:
+    """Whether `node` is the value of `max_tokens=` or of a `"max_tokens":` entry of a dict literal."""
+    if isinstance(parent, ast.keyword):
+        return parent.arg in MAX_TOKENS_KW
+    if isinstance(parent, ast.Dict):
+        return any(v is node and _text(k) in MAX_TOKENS_KW for k, v in zip(parent.keys, parent.values, strict=True))
+    return False
 
 
 # -- classes -----------------------------------------------------------------------------------------------------------

@@ -88,6 +88,22 @@ DROP_MESSAGES = (
 RETURNED_NOTHING = "returned_nothing"
 
 
+#: Set by `envs check`: every sequence posted (tokens and masks) is appended here, to compare with what was trained.
+POSTED_FILE_ENV = "ATROPOS_VERL_POSTED_FILE"
+
+
+def record_posted(payload: Any) -> None:
+    path = os.environ.get(POSTED_FILE_ENV)
+    if not path:
+        return
+    groups = payload if isinstance(payload, list) else [payload]
+    with open(path, "a", encoding="utf-8") as fh:
+        for group in groups:
+            if isinstance(group, dict):
+                for tokens, masks in zip(group.get("tokens") or [], group.get("masks") or [], strict=False):
+                    fh.write(json.dumps({"tokens": list(tokens), "masks": list(masks)}) + "\n")
+
+
 def drop_reason(message: object) -> str | None:
     text = str(message)
     return next((reason for prefix, reason in DROP_MESSAGES if text.startswith(prefix)), None)
@@ -114,7 +130,10 @@ class LogWatch:
                 message = record.getMessage()
             except Exception:  # a broken log call must not break the environment
                 message = str(record.msg)
-            self.status.update({"errors_logged": 1}, last_error=f"{record.name}: {message}"[:2000])
+            if self.status.record.get("exited"):  # what ended the process stays its last error (shutdown noise)
+                self.status.update({"errors_logged": 1})
+            else:
+                self.status.update({"errors_logged": 1}, last_error=f"{record.name}: {message}"[:2000])
         elif record.msg == TOO_LONG_SKIP:
             self.status.update({"skipped_too_long": 1})
         return record
@@ -192,6 +211,7 @@ def install(status: EnvStatus) -> None:
             else:
                 if (task := rollout_task.current()) is not None:
                     task.posted += groups
+                record_posted(scored_data)
                 now = time.time()
                 first = status.record.get("first_post_time") or now
                 status.update({"groups_posted": groups, "sequences_posted": sequences}, last_post_time=now,

@@ -64,7 +64,10 @@ def install() -> None:
             try:
                 return await handle_env(self, *args, **kwargs)
             finally:
-                _current.reset(token)
+                try:
+                    _current.reset(token)
+                except ValueError:  # the task is torn down outside its context (interpreter shutdown)
+                    pass
                 for finisher in _FINISHERS:
                     finisher(self, record)
 

@@ -50,7 +50,7 @@ def _without_evaluate(env_cls: type) -> type:
 
     logger.warning("%s does not implement evaluate(): it runs with evaluation off", env_cls.__name__)
     return type(env_cls.__name__, (env_cls,), {"evaluate": evaluate, "__module__": env_cls.__module__,
-                                              "__doc__": env_cls.__doc__})
+                                              "__doc__": env_cls.__doc__, "_atropos_verl_evaluation_off": True})
 
 
 def usable_class(env_cls: type) -> type:
@@ -147,6 +147,10 @@ def main(argv: list[str] | None = None) -> None:
         # What ended the process, in its status record: the launcher's end line and doctor read it from there.
         if not (isinstance(exc, SystemExit) and exc.code in (0, None)):
             status.update(last_error=f"{type(exc).__name__}: {exc}"[:2000], exited=time.time())
+        if isinstance(exc, SystemExit) and isinstance(exc.code, str):
+            # A stop of ours with a message (over_context): one line, named, as the launcher's end line reads it.
+            print(f"{type(exc).__name__}: {exc.code}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
         raise
 
 

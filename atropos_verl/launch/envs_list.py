@@ -33,6 +33,7 @@ class EnvEntry:
     source: str  # "builtin", "checkout" or "installed"
     location: str  # module:Class, or file path
     path: str  # "token-level (ManagedServer)" or "chat only"
+    check_targets: tuple[str, ...] = ()  # how `envs check` names it (its last verdict is looked up by these)
 
 
 def generation_path(source_text: str) -> str:
@@ -62,7 +63,8 @@ def scan_checkout(checkout: Path) -> list[EnvEntry]:
         if not classes:
             continue
         label, where = TOKEN_LEVEL if found.token_level(path) else CHAT_ONLY, path.relative_to(found.root)
-        entries += [EnvEntry(cls, "checkout", f"{where}:{cls}", label) for cls in classes]
+        full = str(path.resolve())
+        entries += [EnvEntry(cls, "checkout", f"{where}:{cls}", label, (full, f"{full}:{cls}")) for cls in classes]
     return entries
 
 
@@ -75,7 +77,7 @@ def _module_source(module: str) -> str:
 
 def builtin_entries() -> list[EnvEntry]:
     return [
-        EnvEntry(name, "builtin", target, generation_path(_module_source(target.split(":")[0])))
+        EnvEntry(name, "builtin", target, generation_path(_module_source(target.split(":")[0])), (name, target))
         for name, target in sorted(BUILTIN_ENVS.items())
     ]
 
@@ -88,7 +90,7 @@ def installed_entries() -> list[EnvEntry]:
             text = inspect.getsource(ep.load())
         except Exception:
             text = ""
-        entries.append(EnvEntry(ep.name, "installed", ep.value, generation_path(text)))
+        entries.append(EnvEntry(ep.name, "installed", ep.value, generation_path(text), (ep.value,)))
     return entries
 
 
@@ -97,3 +99,13 @@ def list_envs(checkout: Path | None = None) -> list[EnvEntry]:
     if checkout is not None:
         entries += scan_checkout(checkout)
     return entries
+
+
+def last_check(entry: EnvEntry) -> str:
+    """The verdict of the last `envs check` of this environment on this machine, or "-"."""
+    from atropos_verl.launch.envs_check import last_result
+
+    for target in entry.check_targets:
+        if (found := last_result(target)) is not None:
+            return "pass" if found.get("verdict") == "pass" else f"fail: {str(found.get('cause'))[:60]}"
+    return "-"

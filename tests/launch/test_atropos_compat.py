@@ -118,7 +118,6 @@ def test_import_failures_are_classified(tmp_path: Path) -> None:
             + "class B(BaseEnv):\n    pass\n",
             "environments/old_attr.py": "import atroposlib\natroposlib.no_such_attribute\n" + HEADER
             + "class C(BaseEnv):\n    pass\n",
-            "environments/my-env/env.py": HEADER + "class D(BaseEnv):\n    pass\n",
             "environments/crash.py": "raise SystemExit(3)\n" + HEADER + "class E(BaseEnv):\n    pass\n",
             "environments/slow.py": "import time\ntime.sleep(60)\n" + HEADER + "class F(BaseEnv):\n    pass\n",
         },
@@ -130,10 +129,18 @@ def test_import_failures_are_classified(tmp_path: Path) -> None:
     assert status["needs_pkg.py"] == "missing package: zz_not_installed_pkg"
     assert status["old_lib.py"].startswith("written for another atroposlib: ModuleNotFoundError: ")
     assert status["old_attr.py"].startswith("written for another atroposlib: AttributeError: ")
-    assert found["environments/my-env/env.py"]["category"] == "folder not a Python identifier"
-    assert status["my-env/env.py"].startswith("folder not a Python identifier (ImportError: ")
     assert status["crash.py"] == "other: SystemExit: 3"
     assert status["slow.py"] == "other: no result after 4 s (killed)"
+
+
+def test_loader_refusing_a_folder_name_is_its_own_category(tmp_path: Path) -> None:
+    # Whether load_file refuses such folders depends on its version; the classification of its refusal does not.
+    result = {"ok": False, "type": "ImportError", "name": None,
+              "message": f"{tmp_path}/environments/my-env/env.py: ['my-env'] are not Python identifiers"}
+    category, status = compat.classify(result, tmp_path, tmp_path / "environments" / "my-env")
+    assert category == "folder not a Python identifier"
+    assert status == ("folder not a Python identifier (ImportError: environments/my-env/env.py: ['my-env'] are not "
+                      "Python identifiers)")
 
 
 def test_children_of_an_imported_module_are_ended(tmp_path: Path) -> None:
@@ -203,6 +210,7 @@ def test_static_needs_calls_and_budget(tmp_path: Path) -> None:
 
                     async def collect_trajectories(self, item):
                         budget = self.config.max_token_length - len(item)
+                        params = {"max_tokens": self.config.max_token_length // 2}
                         out = await self.server.completion(prompt="x", max_tokens=self.config.max_token_length)
                         if len(out) > self.config.max_token_length:
                             return None
@@ -220,7 +228,7 @@ def test_static_needs_calls_and_budget(tmp_path: Path) -> None:
         "gpu": ["vllm"],
     }
     assert row["calls"] == ["tokenize_for_trainer(", ".completion(", "server.servers"]
-    assert row["max_token_length"] == ["as max_tokens", "length check", "total budget"]
+    assert row["max_token_length"] == ["as max_tokens", "as max_tokens (scaled)", "length check", "total budget"]
     # evaluate comes from the checkout base in another file; get_next_item from nowhere
     assert row["unimplemented"] == {"JudgeEnv": ["get_next_item"]}
 
