@@ -261,6 +261,13 @@ PATCHES: tuple[Patch, ...] = (
           "the servers' policy-version header must be read whatever client class an environment's server uses",
           "atroposlib/envs/server_handling/openai_server.py (openai SDK), vllm_server.py (aiohttp)",
           "tests/env_side/test_policy_version.py::test_both_http_clients_record_the_served_version"),
+    Patch("token_budget", "atroposlib.envs.base.BaseEnv.__init__ (and every request's max_tokens)",
+          "method wrapped", "atropos_verl.env_side.token_budget:install", ENVS, "always",
+          "environments re-tokenize cut completions with the chat template's end-of-turn tokens, or subtract their "
+          "prompt from max_token_length: either way their groups overran the response cap or asked for <= 0 tokens",
+          "atroposlib/utils/tokenize_for_trainer.py; atroposlib/envs/base.py:121",
+          "tests/env_side/test_token_budget.py::"
+          "test_a_cut_completion_re_tokenized_fits_the_cap_with_the_budget_and_overruns_without"),
     Patch("posting_status", "atroposlib.envs.base.BaseEnv.register_env / _post_json_with_compression / "
           "_send_scored_data_to_api", "methods wrapped, root log handler", "atropos_verl.env_side.posting:install",
           ENVS, "always", "atroposlib logs and swallows failed posts: an environment can look healthy and post nothing",
