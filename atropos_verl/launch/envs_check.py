@@ -57,6 +57,7 @@ try:
                     out["skipped"].append({"name": obj.__name__, "why": "does not implement " + ", ".join(missing)})
     chosen = resolve_env(spec)
     out["chosen"] = f"{chosen.__module__}:{chosen.__qualname__}"
+    out["skipped"] = [s for s in out["skipped"] if s["name"] != chosen.__name__]  # evaluation off: used, not skipped
     out["evaluation_off"] = bool(getattr(chosen, "_atropos_verl_evaluation_off", False))
 except BaseException as exc:
     out["error"] = f"{type(exc).__name__}: {exc}"
@@ -260,11 +261,18 @@ def verdict(result: CheckResult, reason: str) -> None:
     result.verdict = "fail"
     stage = failed or result.stages[-1]
     result.cause = f"{stage.name}: {stage.detail}" if failed else f"{stage.name}: {reason}"
+    if reason and reason not in result.cause:
+        result.cause += f"; the run ended: {reason}"  # what stopped the process (its last error line), if it died
     result.fix = stage_fix(stage, reason)
 
 
 def stage_fix(stage: Stage, reason: str) -> str:
+    """The fix for the first cause found, what ended the run first (it explains the stages after it)."""
     detail = stage.detail + " " + reason
+    if "OverContextError" in detail:
+        return "shorten its prompts or serve a longer context (actor_rollout_ref.rollout.max_model_len)"
+    if "FileNotFoundError" in detail:
+        return "it opens files relative to its checkout: give --checkout (processes start in the checkout's root)"
     if "equal_scores" in detail:
         return ("a fresh model scores every completion of a group alike; set ensure_scores_are_not_same: false in "
                 "the environment's settings for the check, or check with a trained --model")
@@ -273,14 +281,10 @@ def stage_fix(stage: Stage, reason: str) -> str:
                 "check with a trained --model, or see the environment's log")
     if "too_long" in detail or "response_too_long" in detail:
         return "its sequences exceed the caps: see token_budget (response|total) and data.max_*_length"
-    if "OverContextError" in detail:
-        return "shorten its prompts or serve a longer context (actor_rollout_ref.rollout.max_model_len)"
     if "short_group" in detail:
         return "its groups are smaller than group_size (= actor_rollout_ref.rollout.n): atroposlib drops them"
     if "not routed" in detail:
         return "its own clients (judges) need their own servers and keys"
-    if "FileNotFoundError" in detail:
-        return "it opens files relative to its checkout: give --checkout (processes start in the checkout's root)"
     return "see the environment's log in the run dir"
 
 

@@ -76,3 +76,15 @@ def test_requests_over_the_served_context_fail_with_the_cause(tmp_path):
     assert "OverContextError" in record["cause"], record
     assert "max_model_len" in record["fix"]
     assert stages(record)["registration"] is True and stages(record)["groups posted"] is False
+
+
+def test_data_opened_from_the_checkout_root_in_a_folder_that_is_no_identifier_passes(tmp_path):
+    done, record, _ = check(tmp_path, "environments/data-env/reads_its_data.py", "--checkout", str(CHECKOUT))
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    assert stages(record)["masks"] is True
+
+
+def test_a_start_up_crash_is_the_cause(tmp_path):
+    done, record, _ = check(tmp_path, "environments/crashes_at_start.py", "--checkout", str(CHECKOUT))
+    assert done.returncode == 1
+    assert "RuntimeError: the grader binary is missing: /opt/grader/bin/grade" in record["cause"], record
