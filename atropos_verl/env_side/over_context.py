@@ -26,7 +26,7 @@ CONTEXT_REFUSAL = re.compile(
 )
 DISTINCT_REQUESTS = 3
 
-_STATE: dict[str, Any] = {"refused": set(), "status": None, "last": None}
+_STATE: dict[str, Any] = {"refused": set(), "ever": set(), "status": None}
 
 
 class OverContextError(SystemExit):
@@ -50,17 +50,28 @@ def answered() -> None:
     _STATE["refused"].clear()
 
 
+def _posted_nothing() -> bool:
+    status = _STATE["status"]
+    return status is not None and not int(status.record.get("groups_posted") or 0)
+
+
 def refused(exc: BaseException, kwargs: dict[str, Any]) -> None:
-    """Count a failed request; raise OverContextError once refusals for length have ended the streak's patience."""
+    """Count a failed request; raise OverContextError once refusals for length have ended the streak's patience:
+    `DISTINCT_REQUESTS` prompts refused in a row, or (an environment whose rollouts make several requests, some of
+    which fit) that many refused since start while not one group was posted."""
     if not is_context_refusal(exc):
         return
-    _STATE["refused"].add(_fingerprint(kwargs))
+    fingerprint = _fingerprint(kwargs)
+    _STATE["refused"].add(fingerprint)
+    _STATE["ever"].add(fingerprint)
     message = str(exc).replace("\n", " ")[:400]
     if (status := _STATE["status"]) is not None:
         status.update({"over_context": 1}, last_error=f"request refused for its length: {message}")
-    if len(_STATE["refused"]) >= DISTINCT_REQUESTS:
+    streak = len(_STATE["refused"]) >= DISTINCT_REQUESTS
+    if streak or (len(_STATE["ever"]) >= DISTINCT_REQUESTS and _posted_nothing()):
+        how = "in a row" if streak else "and no group was posted"
         raise OverContextError(
-            f"the servers refused requests for {len(_STATE['refused'])} different prompts in a row "
+            f"the servers refused requests for {len(_STATE['refused' if streak else 'ever'])} different prompts {how} "
             f"as longer than the context they serve ({message}); shorten the environment's prompts or serve a longer "
             "context (actor_rollout_ref.rollout.max_model_len, within the model's max_position_embeddings)"
         )

@@ -34,7 +34,7 @@ from atropos_verl.env_side.posting import POSTED_FILE_ENV
 OWN_CLIENT = re.compile(r"\b(?:Async)?(?:OpenAI|Anthropic|AzureOpenAI)\s*\(|\bopenai\.(?:Async)?Client\s*\(")
 POSTED_FILE = "posted.jsonl"
 TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
-        "num_key_value_heads": 2, "max_position_embeddings": 512}
+        "num_key_value_heads": 2, "max_position_embeddings": 4096}
 
 _IMPORT_SCRIPT = r"""
 import inspect, json, os, sys
@@ -155,8 +155,10 @@ def run_config(target: str, workdir: Path, *, checkout: Path | None, groups: int
                         "trainer_restarts": 0, "startup_timeout": timeout},
         "verl": [
             f"data.train_batch_size={groups}",
-            "data.max_prompt_length=384",
-            "data.max_response_length=64",
+            # Atropos environments' system prompts run to thousands of characters (about a token per 1.5 characters
+            # with the tiny tokenizer): the tiny model serves 4096 positions.
+            "data.max_prompt_length=3840",
+            "data.max_response_length=128",
             "actor_rollout_ref.rollout.n=4",
             f"actor_rollout_ref.actor.ppo_mini_batch_size={groups}",
             "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",

@@ -66,3 +66,30 @@ def test_requests_are_bounded_to_the_budget_and_never_below_one(monkeypatch):
     untouched = {"temperature": 1.0}
     clamp(untouched)
     assert untouched == {"temperature": 1.0}
+
+
+def test_requests_over_the_served_context_stop_the_environment_after_three_prompts(monkeypatch):
+    """vLLM's own wording of the refusal (openai SDK: BadRequestError, status 400)."""
+    import httpx
+    import openai
+
+    from atropos_verl.env_side import over_context
+
+    def refusal(prompt: str) -> openai.BadRequestError:
+        body = "This model's maximum context length is 128 tokens. However, you requested 4 output tokens and ..."
+        request = httpx.Request("POST", "http://127.0.0.1:1/v1/chat/completions")
+        return openai.BadRequestError(f"Error code: 400 - {body}", response=httpx.Response(400, request=request),
+                                      body=None)
+
+    monkeypatch.setitem(over_context._STATE, "refused", set())
+    monkeypatch.setitem(over_context._STATE, "ever", set())
+    monkeypatch.setitem(over_context._STATE, "status", None)
+    over_context.refused(RuntimeError("connection reset"), {"prompt": "a"})  # not a length refusal: not counted
+    for prompt in ("a", "a", "b"):  # the same prompt retried counts once
+        over_context.refused(refusal(prompt), {"prompt": prompt})
+    over_context.answered()  # a request that fits ends the streak
+    over_context.refused(refusal("c"), {"prompt": "c"})
+    over_context.refused(refusal("d"), {"prompt": "d"})
+    with pytest.raises(over_context.OverContextError, match="3 different prompts in a row as longer than the "
+                                                            "context they serve.*max_model_len"):
+        over_context.refused(refusal("e"), {"prompt": "e"})
