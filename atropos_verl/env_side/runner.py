@@ -148,9 +148,12 @@ def main(argv: list[str] | None = None) -> None:
         if not (isinstance(exc, SystemExit) and exc.code in (0, None)):
             status.update(last_error=f"{type(exc).__name__}: {exc}"[:2000], exited=time.time())
         if isinstance(exc, SystemExit) and isinstance(exc.code, str):
-            # A stop of ours with a message (over_context): one line, named, as the launcher's end line reads it.
+            # A stop of ours with a message (over_context): one line, named, as the launcher's end line reads it,
+            # and the last: the interpreter's teardown of the environment's pending coroutines would log errors of
+            # its own after it.
             print(f"{type(exc).__name__}: {exc.code}", file=sys.stderr, flush=True)
-            raise SystemExit(1) from None
+            sys.stdout.flush()
+            os._exit(1)
         raise
 
 
