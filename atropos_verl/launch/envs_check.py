@@ -230,8 +230,11 @@ def runtime_stages(result: CheckResult, run_dir: Path, exit_code: int, reason: s
                conversion)
     if first:
         same, compared = masks_as_built(run_dir / "batch_trace.jsonl", run_dir / POSTED_FILE)
+        trace = run_dir / "batch_trace.jsonl"
+        with_logprobs = trace.is_file() and '"env_logprobs": true' in trace.read_text()
         result.add("masks", same == compared and compared > 0,
-                   f"{same} of {compared} trained sequences train exactly the positions the environment left unmasked")
+                   f"{same} of {compared} trained sequences train exactly the positions the environment left "
+                   f"unmasked; the environment's inference log-probs {'used' if with_logprobs else 'absent'}")
     result.add("training step", bool(steps) and exit_code == 0,
                f"{len(steps)} step trained" if steps and exit_code == 0 else reason)
 
