@@ -265,9 +265,14 @@ def verdict(result: CheckResult, reason: str) -> None:
         return
     result.verdict = "fail"
     stage = failed or result.stages[-1]
+    if reason.startswith("env exited with code"):
+        # The environment process died: its error is the cause, and the stages after its death only echo it.
+        result.cause = f"the environment process died: {reason.split(': ', 1)[-1]}"
+        result.fix = stage_fix(stage, reason)
+        return
     result.cause = f"{stage.name}: {stage.detail}" if failed else f"{stage.name}: {reason}"
     if reason and reason not in result.cause:
-        result.cause += f"; the run ended: {reason}"  # what stopped the process (its last error line), if it died
+        result.cause += f"; the run ended: {reason}"
     result.fix = stage_fix(stage, reason)
 
 
