@@ -268,12 +268,15 @@ def verdict(result: CheckResult, reason: str) -> None:
     if reason.startswith("env exited with code"):
         # The environment process died: its error is the cause, and the stages after its death only echo it.
         result.cause = f"the environment process died: {reason.split(': ', 1)[-1]}"
-        result.fix = stage_fix(stage, reason)
+        result.fix = stage_fix(Stage(stage.name, stage.ok, result.cause), reason)
         return
     result.cause = f"{stage.name}: {stage.detail}" if failed else f"{stage.name}: {reason}"
+    gate = next((s for s in result.stages if s.name == "gate"), None)
+    if gate is not None and "refused:" in gate.detail and gate is not stage:
+        result.cause += f"; gate: {gate.detail}"  # which of the door's rules refused the groups
     if reason and reason not in result.cause:
         result.cause += f"; the run ended: {reason}"
-    result.fix = stage_fix(stage, reason)
+    result.fix = stage_fix(Stage(stage.name, stage.ok, result.cause), reason)
 
 
 def stage_fix(stage: Stage, reason: str) -> str:
@@ -290,7 +293,8 @@ def stage_fix(stage: Stage, reason: str) -> str:
         return ("the environment returned no group for its items (many drop groups whose scores are all equal); "
                 "check with a trained --model, or see the environment's log")
     if "too_long" in detail or "response_too_long" in detail:
-        return "its sequences exceed the caps: see token_budget (response|total) and data.max_*_length"
+        return ("its sequences exceed the caps: see token_budget (response|total) and data.max_*_length; an untrained "
+                "model's text can re-tokenize longer than it was sampled (check with a trained --model)")
     if "short_group" in detail:
         return "its groups are smaller than group_size (= actor_rollout_ref.rollout.n): atroposlib drops them"
     if "not routed" in detail:
