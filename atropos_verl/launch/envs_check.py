@@ -274,6 +274,9 @@ def verdict(result: CheckResult, reason: str) -> None:
     gate = next((s for s in result.stages if s.name == "gate"), None)
     if gate is not None and "refused:" in gate.detail and gate is not stage:
         result.cause += f"; gate: {gate.detail}"  # which of the door's rules refused the groups
+    posted = next((s for s in result.stages if s.name == "groups posted"), None)
+    if posted is not None and "exception" in result.cause and "last error: None" not in posted.detail:
+        result.cause += "; " + posted.detail.split("; ", 1)[-1]  # the environment's last error: the exception
     if reason and reason not in result.cause:
         result.cause += f"; the run ended: {reason}"
     result.fix = stage_fix(Stage(stage.name, stage.ok, result.cause), reason)
