@@ -559,7 +559,8 @@ def render(rows: list[dict], *, command: str | None = None, commit: str | None =
     missing = Counter(r["status"].removeprefix("missing package: ") for r in rows if r["category"] == "missing package")
     if missing:
         out += _counts("Missing package", missing)
-    verdicts = Counter(v.split(":")[0] for r in rows for v in r["verdict"].split("; "))
+    # one verdict a row (a cause may itself hold "; " and ":"), counted by its first word: pass / fail / not checked
+    verdicts = Counter(r["verdict"].split(":", 1)[0] for r in rows)
     out += _counts("`envs check` verdict", verdicts, ("pass", "fail", "not checked"))
     features = Counter()
     for r in rows:
