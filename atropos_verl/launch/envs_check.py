@@ -27,8 +27,10 @@ from typing import Any
 
 import yaml
 
+from atropos_verl.api_side.door_stats import read_door_stats
 from atropos_verl.env_side.loading import CHECKOUT_ENV
 from atropos_verl.env_side.posting import POSTED_FILE_ENV
+from atropos_verl.trainer.env_names import status_records
 
 #: Constructors of inference clients an environment may build itself, outside atroposlib's server manager.
 OWN_CLIENT = re.compile(r"\b(?:Async)?(?:OpenAI|Anthropic|AzureOpenAI)\s*\(|\bopenai\.(?:Async)?Client\s*\(")
@@ -183,20 +185,13 @@ def run_config(target: str, workdir: Path, *, checkout: Path | None, groups: int
     return config
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
 def runtime_stages(result: CheckResult, run_dir: Path, exit_code: int, reason: str, clients: list[str]) -> None:
     """The stages after the import, read from the run dir (see the module docstring)."""
     from atropos_verl.launch.smoke import read_steps
     from atropos_verl.trainer.env_drops import without_group_phrase
 
-    status = _read_json(run_dir / "envs" / "env.status.json")
-    door = _read_json(run_dir / "api_door.json")
+    status = status_records(run_dir / "envs").get("env", {})
+    door = read_door_stats(run_dir / "api_door.json") or {}
     steps = read_steps(run_dir)
     servers = status.get("servers") or []
     routing = f"{len(servers)} server(s) routed to verl's: {', '.join(servers) or 'none'}"
@@ -369,4 +364,7 @@ def save_result(result: CheckResult) -> Path:
 
 
 def last_result(target: str) -> dict[str, Any] | None:
-    return _read_json(checks_dir() / f"{record_key(target)}.json") or None
+    try:
+        return json.loads((checks_dir() / f"{record_key(target)}.json").read_text(encoding="utf-8")) or None
+    except (OSError, ValueError):
+        return None
