@@ -30,13 +30,14 @@ import yaml
 from atropos_verl.api_side.door_stats import read_door_stats
 from atropos_verl.env_side.loading import CHECKOUT_ENV
 from atropos_verl.env_side.posting import POSTED_FILE_ENV
+from atropos_verl.launch.smoke import TINY as SMOKE_TINY
+from atropos_verl.launch.smoke import small_step_overrides
 from atropos_verl.trainer.env_names import status_records
 
 #: Constructors of inference clients an environment may build itself, outside atroposlib's server manager.
 OWN_CLIENT = re.compile(r"\b(?:Async)?(?:OpenAI|Anthropic|AzureOpenAI)\s*\(|\bopenai\.(?:Async)?Client\s*\(")
 POSTED_FILE = "posted.jsonl"
-TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
-        "num_key_value_heads": 2, "max_position_embeddings": 4096}
+TINY = {**SMOKE_TINY, "max_position_embeddings": 4096}
 
 _IMPORT_SCRIPT = r"""
 import inspect, json, os, sys
@@ -156,22 +157,11 @@ def run_config(target: str, workdir: Path, *, checkout: Path | None, groups: int
         "supervision": {"health_interval": 2, "max_restarts": 0, "restart_backoff": 1, "stop_grace": 6,
                         "trainer_restarts": 0, "startup_timeout": timeout},
         "verl": [
-            f"data.train_batch_size={groups}",
             # Atropos environments' system prompts run to thousands of characters (about a token per 1.5 characters
             # with the tiny tokenizer): the tiny model serves 4096 positions.
-            "data.max_prompt_length=3840",
-            "data.max_response_length=128",
-            "actor_rollout_ref.rollout.n=4",
-            f"actor_rollout_ref.actor.ppo_mini_batch_size={groups}",
-            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
-            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4",
-            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=4",
-            "actor_rollout_ref.model.enable_gradient_checkpointing=false",
+            *small_step_overrides(groups, 1, max_prompt=3840, max_response=128),
             "trainer.n_gpus_per_node=1",
             "trainer.nnodes=1",
-            "trainer.total_training_steps=1",
-            "trainer.save_freq=-1",
-            "trainer.logger=[console]",
             f"atropos.poll_timeout={timeout}",
             f"atropos.batch_trace={workdir / name / 'batch_trace.jsonl'}",
         ],

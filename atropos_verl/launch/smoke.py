@@ -43,6 +43,25 @@ TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "nu
         "num_key_value_heads": 2}
 
 
+def small_step_overrides(groups: int, steps: int, *, max_prompt: int, max_response: int) -> list[str]:
+    """The verl settings of a short run on the tiny model, shared by the smoke run and `envs check`: `groups` groups
+    of 4 per step (one mini-batch, micro-batches of 4), `steps` steps, nothing saved, console logging."""
+    return [
+        f"data.train_batch_size={groups}",
+        f"data.max_prompt_length={max_prompt}",
+        f"data.max_response_length={max_response}",
+        "actor_rollout_ref.rollout.n=4",
+        f"actor_rollout_ref.actor.ppo_mini_batch_size={groups}",
+        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4",
+        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=4",
+        "actor_rollout_ref.model.enable_gradient_checkpointing=false",
+        f"trainer.total_training_steps={steps}",
+        "trainer.save_freq=-1",
+        "trainer.logger=[console]",
+    ]
+
+
 @dataclass
 class Verdict:
     name: str
@@ -76,21 +95,8 @@ def smoke_config(config: RunConfig, workdir: Path, *, has_accelerator: bool) -> 
         overrides += [f"{key}={json.dumps(v) if isinstance(v, list) else v}" for key in LORA_KEYS
                       if (v := _value(verl, key)) is not None]
     prompts = max(2, ranks)  # prompts x rollout.n sequences split over the ranks: 4 or 8 per rank, micro-batches of 4
-    overrides += [
-        f"data.train_batch_size={prompts}",
-        "data.max_prompt_length=48",
-        "data.max_response_length=8",
-        "actor_rollout_ref.rollout.n=4",
-        f"actor_rollout_ref.actor.ppo_mini_batch_size={prompts}",
-        "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
-        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4",
-        "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=4",
-        "actor_rollout_ref.model.enable_gradient_checkpointing=false",
-        "actor_rollout_ref.actor.use_kl_loss=true",
-        f"trainer.total_training_steps={STEPS}",
-        "trainer.save_freq=-1",
-        "trainer.logger=[console]",
-    ]
+    overrides += [*small_step_overrides(prompts, STEPS, max_prompt=48, max_response=8),
+                  "actor_rollout_ref.actor.use_kl_loss=true"]
     return {
         "run_name": f"{config.run_name}-smoke",
         "output_dir": str(workdir),
